@@ -1,0 +1,286 @@
+"""The declarative study file: TOML validated into frozen, typed config objects.
+
+Every error names the file and the field (``datasets[0].instances``), so a user can fix a study
+file without reading code. Nothing is connected or written before a study validates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from toolkit.errors import StudyError
+from toolkit.presets import DATASET_PRESETS, MODEL_PRESETS, ModelPreset
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=64)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+POLICY_NAMES = ("oracle", "uniform", "random", "prompt_length", "difficulty_bins", "learned")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class StudyInfo(_Section):
+    """``[study]``: what the study is called and the seed everything derives from."""
+
+    name: Name
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    description: str = ""
+
+
+class DatasetSpec(_Section):
+    """``[[datasets]]``: one source of instances.
+
+    ``source = "simulate"`` draws ``instances`` instances from a built-in dataset preset
+    (``math``: MATH-like, levels 1..5 and 7 subjects; ``gsm8k``: GSM8K-like, difficulty by the
+    number of reasoning steps).
+    """
+
+    name: Name
+    source: Literal["simulate"] = "simulate"
+    preset: Literal["math", "gsm8k"]
+    instances: PositiveInt = 5000
+
+    @model_validator(mode="after")
+    def _preset_known(self) -> DatasetSpec:
+        assert self.preset in DATASET_PRESETS
+        return self
+
+
+class ModelSpec(_Section):
+    """``[[models]]``: a model whose samples make up the actions.
+
+    ``preset`` names a built-in model (see ``toolkit.presets``); any other field overrides it.
+    ``accuracy`` maps a dataset preset to the overall single-sample accuracy to calibrate to.
+    """
+
+    name: Name
+    preset: str | None = None
+    accuracy: dict[str, Annotated[float, Field(gt=0.0, lt=1.0)]] | None = None
+    level_slope: Annotated[float, Field(ge=0.0)] | None = None
+    difficulty_spread: Annotated[float, Field(gt=0.0)] | None = None
+    output_tokens: dict[str, Annotated[float, Field(gt=0.0)]] | None = None
+    price_input_per_mtok: Annotated[float, Field(ge=0.0)] | None = None
+    price_output_per_mtok: Annotated[float, Field(ge=0.0)] | None = None
+
+    @model_validator(mode="after")
+    def _preset_known(self) -> ModelSpec:
+        if self.preset is not None and self.preset not in MODEL_PRESETS:
+            known = ", ".join(sorted(MODEL_PRESETS))
+            raise ValueError(f"unknown model preset {self.preset!r}; known presets: {known}")
+        if self.preset is None and (self.accuracy is None or self.output_tokens is None):
+            raise ValueError("a model without a preset must declare accuracy and output_tokens")
+        return self
+
+
+class ActionSpec(_Section):
+    """``[actions]``: the action set is every model times every sample count ``b``.
+
+    ``aggregation``: ``majority`` (majority vote over b samples, ties broken uniformly at
+    random) or ``pass`` (pass@b: correct if any of the b samples is, an oracle verifier).
+    ``cost``: the unit of cost and of budgets: ``samples`` (b), ``tokens`` (expected output
+    tokens of b samples plus the prompt once) or ``usd`` (tokens times the model's prices).
+    """
+
+    samples: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 2, 4, 8, 16]
+    aggregation: Literal["majority", "pass"] = "majority"
+    cost: Literal["samples", "tokens", "usd"] = "samples"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ActionSpec:
+        if len(set(self.samples)) != len(self.samples):
+            raise ValueError(f"samples has repeated values: {self.samples}")
+        return self
+
+
+class EstimationSpec(_Section):
+    """``[estimation]``: how acc(x, a) is estimated from the stored samples.
+
+    ``samples_per_instance`` answers are drawn per instance and model (48 in the paper); the
+    accuracy of an action is the exact probability over draws without replacement of ``b`` of
+    them (``method = "exact"``).
+    """
+
+    samples_per_instance: PositiveInt = 48
+    method: Literal["exact"] = "exact"
+
+
+class SimulationSpec(_Section):
+    """``[simulation]``: the simulator's knobs.
+
+    ``wrong_answers``: distinct wrong answers per instance; ``wrong_concentration``: Dirichlet
+    concentration of the wrong-answer mass (small: one dominant wrong answer, so a majority vote
+    locks onto it on hard instances); ``feature_strength``: correlation of the cheap observable
+    features with the latent difficulty; ``probe_samples``: samples of the cheap probe call whose
+    answer entropy is a feature; ``signal_noise``: noise sd of each declared noisy difficulty
+    signal.
+    """
+
+    wrong_answers: Annotated[int, Field(ge=1, le=32)] = 4
+    wrong_concentration: Annotated[float, Field(gt=0.0)] = 0.3
+    feature_strength: Fraction = 0.5
+    probe_samples: Annotated[int, Field(ge=2, le=64)] = 4
+    signal_noise: list[Annotated[float, Field(gt=0.0)]] = [0.75, 1.5]
+
+
+class SplitSpec(_Section):
+    """``[split]``: fractions of instances for training, validation and test (seeded)."""
+
+    train: Fraction = 0.6
+    validation: Fraction = 0.2
+    test: Fraction = 0.2
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSpec:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + validation + test must be 1, got {total:g}")
+        if min(self.train, self.validation, self.test) <= 0:
+            raise ValueError("every split needs a positive fraction")
+        return self
+
+
+class BudgetSpec(_Section):
+    """``[budgets]``: target mean cost per instance, in the unit of ``actions.cost``."""
+
+    values: Annotated[list[Annotated[float, Field(gt=0.0)]], Field(min_length=1)] = [
+        2.0,
+        4.0,
+        8.0,
+    ]
+
+
+class PolicySpec(_Section):
+    """``[policies]``: which allocation policies to compare at every budget."""
+
+    compare: Annotated[list[Literal[POLICY_NAMES]], Field(min_length=1)] = list(  # type: ignore[valid-type]
+        POLICY_NAMES
+    )
+
+
+class LearnSpec(_Section):
+    """``[learn]``: CatBoost settings for the learned policy."""
+
+    iterations: PositiveInt = 300
+    depth: Annotated[int, Field(ge=1, le=10)] = 6
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    thread_count: Annotated[int, Field(ge=1, le=64)] = 2
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0, 1, 2]
+
+
+class Study(_Section):
+    """A whole study file."""
+
+    study: StudyInfo
+    datasets: Annotated[list[DatasetSpec], Field(min_length=1)]
+    models: Annotated[list[ModelSpec], Field(min_length=1)]
+    actions: ActionSpec = ActionSpec()
+    estimation: EstimationSpec = EstimationSpec()
+    simulation: SimulationSpec = SimulationSpec()
+    split: SplitSpec = SplitSpec()
+    budgets: BudgetSpec = BudgetSpec()
+    policies: PolicySpec = PolicySpec()
+    learn: LearnSpec = LearnSpec()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Study:
+        for field, items in (("datasets", self.datasets), ("models", self.models)):
+            names = [item.name for item in items]
+            if len(set(names)) != len(names):
+                raise ValueError(f"{field}: names must be distinct, got {names}")
+        largest = max(self.actions.samples)
+        if self.actions.aggregation == "majority" and largest > self.estimation.samples_per_instance:
+            raise ValueError(
+                f"actions.samples: b = {largest} exceeds estimation.samples_per_instance = "
+                f"{self.estimation.samples_per_instance}"
+            )
+        return self
+
+    def config_hash(self) -> str:
+        """A short, stable hash of the validated config (field order and defaults resolved)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _format_location(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            # pydantic adds the validator's name to some locations; drop the function-call noise
+            if part.startswith("function-") or part.endswith("]"):
+                continue
+            text += f".{part}" if text else part
+    return text or "(top level)"
+
+
+def parse_study(data: dict, source: str = "<study>") -> Study:
+    """Validate a parsed study document. Raises StudyError naming the file and each field."""
+    try:
+        return Study.model_validate(data)
+    except ValidationError as error:
+        lines = []
+        for item in error.errors():
+            where = _format_location(item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            given = item.get("input")
+            shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
+            if item["type"] == "extra_forbidden":
+                message = "unknown key"
+            lines.append(f"  {where}: {message}{shown}")
+        raise StudyError(f"{source}: invalid study file\n" + "\n".join(lines)) from None
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a TOML study file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise StudyError(f"{path}: cannot read study file: {error.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise StudyError(f"{path}: not valid TOML: {error}") from None
+    return parse_study(data, str(path))
+
+
+def default_study_path() -> Path:
+    """The built-in default study: MATH-like data, the Qwen2.5-7B preset, b in {1..16}."""
+    from toolkit.resources import studies_dir
+
+    return studies_dir() / "default.toml"
+
+
+def resolve_model(spec: ModelSpec) -> ModelPreset:
+    """The model's preset with the study file's overrides applied."""
+    base = MODEL_PRESETS[spec.preset] if spec.preset else None
+    overrides = {
+        key: value
+        for key, value in spec.model_dump(exclude={"name", "preset"}).items()
+        if value is not None
+    }
+    if base is None:
+        return ModelPreset(
+            name=spec.name,
+            accuracy=overrides.pop("accuracy"),
+            output_tokens=overrides.pop("output_tokens"),
+            price_input_per_mtok=overrides.pop("price_input_per_mtok", 0.0),
+            price_output_per_mtok=overrides.pop("price_output_per_mtok", 0.0),
+            **overrides,
+        )
+    merged = {**base.__dict__, "name": spec.name}
+    for key in ("accuracy", "output_tokens"):
+        if key in overrides:
+            merged[key] = {**base.__dict__[key], **overrides.pop(key)}
+    merged.update(overrides)
+    return ModelPreset(**merged)

@@ -1,0 +1,285 @@
+"""Outcome estimation: acc(x, a) and cost(x, a) for every instance and action.
+
+The samples table is reduced with Ibis to one answer profile per instance and model (how many
+samples, how many were correct, and the sizes of the groups of equal answers). The accuracy of
+an action depends on the instance only through that profile, so it is computed once per
+distinct profile with exact combinatorics (numpy) and joined back.
+
+Majority vote over b samples drawn without replacement from n stored samples (answer groups of
+sizes w_1..w_G, the correct group of size c), ties broken uniformly at random::
+
+    acc = 1/C(n, b) * sum_{x=1..b} C(c, x) * sum_{draws y of the other groups, sum y = b - x,
+                                                  all y_j <= x} prod_j C(w_j, y_j) / (1 + t(y))
+
+where t(y) is the number of other groups tied with the correct one (y_j = x). With
+1/(1+t) = int_0^1 u^t du, the inner sum is int_0^1 [z^(b-x)] prod_j (sum_{y<x} C(w_j, y) z^y +
+u C(w_j, x) z^x) du: a polynomial in u, integrated exactly by Gauss-Legendre quadrature.
+The same formula with C(w, y) replaced by p^y / y! and 1/C(n, b) by b! gives the accuracy
+under i.i.d. sampling from a known answer distribution (the simulation's true accuracy).
+
+pass@b (any of b correct, an oracle verifier) uses the unbiased estimator
+``1 - C(n - c, b) / C(n, b)`` (Chen et al., 2021), and ``1 - (1 - p)^b`` for the truth.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
+from scipy.special import comb, gammaln
+
+from toolkit.config import Study, resolve_model
+
+
+# --------------------------------------------------------------------------------------------
+# Ibis: samples -> one profile per (instance, model)
+# --------------------------------------------------------------------------------------------
+def answer_profiles(samples: ir.Table) -> ir.Table:
+    """Per (instance_id, model): n samples, n_correct, mean output tokens, and the group sizes
+    of equal correct answers and of equal wrong answers, each sorted descending.
+
+    A sample with a null answer counts as its own group (nothing to agree with)."""
+    grouped = (
+        samples.mutate(
+            group=ibis.coalesce(
+                samples.answer.cast("int64"), -1 - samples.sample_idx.cast("int64")
+            )
+        )
+        .group_by(["instance_id", "model", "group", "correct"])
+        .agg(size=ibis._.count(), tokens=ibis._.tokens.sum(), counted=ibis._.tokens.count())
+    )
+    return grouped.group_by(["instance_id", "model"]).agg(
+        n=grouped.size.sum(),
+        n_correct=grouped.size.sum(where=grouped.correct),
+        mean_tokens=grouped.tokens.sum() / grouped.counted.sum().nullif(0),
+        correct_groups=grouped.size.collect(where=grouped.correct, order_by=grouped.size.desc()),
+        wrong_groups=grouped.size.collect(where=~grouped.correct, order_by=grouped.size.desc()),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Exact vote probabilities
+# --------------------------------------------------------------------------------------------
+def _pad(groups: list[list[int]] | list[np.ndarray], dtype=np.float64) -> np.ndarray:
+    width = max((len(g) for g in groups), default=0)
+    out = np.zeros((len(groups), max(width, 1)), dtype=dtype)
+    for row, g in enumerate(groups):
+        out[row, : len(g)] = g
+    return out
+
+
+def _vote_sum(target_coef: np.ndarray, other_coef: np.ndarray, b: int) -> np.ndarray:
+    """sum_x target_coef[:, x] * int_0^1 [z^(b-x)] prod_j (L_j(z) + u T_j(z)) du.
+
+    target_coef: (P, b+1) weight of drawing x from the target group.
+    other_coef: (P, G, b+1) weight of drawing y from other group j.
+    """
+    n_profiles, n_groups, _ = other_coef.shape
+    active = np.flatnonzero(other_coef[:, :, 1:].any(axis=(0, 2)))
+    total = np.zeros(n_profiles)
+    for x in range(1, b + 1):
+        weight_x = target_coef[:, x]
+        if not weight_x.any():
+            continue
+        deg = b - x
+        if deg == 0:
+            total += weight_x * np.prod(other_coef[:, :, 0], axis=1)
+            continue
+        max_ties = min(len(active), deg // x)
+        nodes, weights = np.polynomial.legendre.leggauss(max(1, (max_ties + 2) // 2))
+        nodes, weights = (nodes + 1) / 2, weights / 2
+        inner = np.zeros(n_profiles)
+        for u, w_u in zip(nodes, weights, strict=True):
+            poly = np.zeros((n_profiles, deg + 1))
+            poly[:, 0] = 1.0
+            for j in active:
+                factor = np.zeros((n_profiles, deg + 1))
+                factor[:, : min(x - 1, deg) + 1] = other_coef[:, j, : min(x - 1, deg) + 1]
+                if x <= deg:
+                    factor[:, x] = u * other_coef[:, j, x]
+                product = np.zeros_like(poly)
+                for y in range(min(x, deg) + 1):
+                    product[:, y:] += factor[:, y : y + 1] * poly[:, : deg + 1 - y]
+                poly = product
+            # inactive groups (all zero beyond y=0) contribute their y=0 weight
+            inner += w_u * poly[:, deg]
+        inactive = np.setdiff1d(np.arange(n_groups), active)
+        if inactive.size:
+            inner *= np.prod(other_coef[:, inactive, 0], axis=1)
+        total += weight_x * inner
+    return total
+
+
+def majority_vote_accuracy(
+    correct_groups: list, wrong_groups: list, n: np.ndarray, b: int
+) -> np.ndarray:
+    """P(a majority vote over b of n samples drawn without replacement is correct), exactly.
+
+    correct_groups[i] / wrong_groups[i]: sizes of the groups of equal correct / wrong answers of
+    profile i; their sizes add up to n[i]. Ties are broken uniformly at random.
+    """
+    n = np.asarray(n, dtype=np.int64)
+    correct = _pad(correct_groups)
+    wrong = _pad(wrong_groups)
+    ys = np.arange(b + 1)
+    result = np.zeros(len(n))
+    for k in range(correct.shape[1]):
+        target = correct[:, k]
+        others = np.concatenate([np.delete(correct, k, axis=1), wrong], axis=1)
+        target_coef = comb(target[:, None], ys[None, :])
+        other_coef = comb(others[:, :, None], ys[None, None, :])
+        result += _vote_sum(target_coef, other_coef, b)
+    return result / comb(n, b)
+
+
+def majority_vote_accuracy_iid(p_correct: np.ndarray, p_wrong: np.ndarray, b: int) -> np.ndarray:
+    """P(a majority vote over b i.i.d. samples is correct): one correct answer with probability
+    p_correct[i], wrong answers with probabilities p_wrong[i, :]. Ties uniformly at random."""
+    ys = np.arange(b + 1)
+    log_fact = gammaln(ys + 1.0)
+    target_coef = np.exp(ys[None, :] * np.log(np.maximum(p_correct[:, None], 1e-300)) - log_fact)
+    target_coef[:, 0] = 1.0
+    with np.errstate(divide="ignore"):
+        other_coef = np.exp(ys[None, None, :] * np.log(p_wrong[:, :, None]) - log_fact)
+    other_coef[:, :, 0] = 1.0
+    return _vote_sum(target_coef, other_coef, b) * math.factorial(b)
+
+
+def pass_at_b(n: np.ndarray, n_correct: np.ndarray, b: int) -> np.ndarray:
+    """Unbiased pass@b: 1 - C(n - c, b) / C(n, b); 1 when fewer than b samples are wrong."""
+    n = np.asarray(n, dtype=np.float64)
+    wrong = n - np.asarray(n_correct, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = gammaln(wrong + 1) - gammaln(wrong - b + 1) - gammaln(n + 1) + gammaln(n - b + 1)
+        out = 1.0 - np.exp(log_ratio)
+    return np.where(wrong < b, 1.0, out)
+
+
+# --------------------------------------------------------------------------------------------
+# The actions and the outcomes table
+# --------------------------------------------------------------------------------------------
+def action_table(study: Study) -> pa.Table:
+    """Every model x b, cheapest first within a model (action ids in that order)."""
+    rows = [
+        (spec.name, b)
+        for spec in study.models
+        for b in sorted(study.actions.samples)
+    ]
+    return pa.table(
+        {
+            "action_id": pa.array(range(len(rows)), pa.int32()),
+            "name": [f"{model}@b={b}" for model, b in rows],
+            "model": [model for model, _ in rows],
+            "b": pa.array([b for _, b in rows], pa.int32()),
+            "aggregation": [study.actions.aggregation] * len(rows),
+        }
+    )
+
+
+def _profile_keys(profiles: pa.Table) -> tuple[np.ndarray, list, list, np.ndarray]:
+    """Distinct (n, correct groups, wrong groups) and the index of each row's profile."""
+    n = profiles.column("n").to_numpy()
+    correct = profiles.column("correct_groups").to_pylist()
+    wrong = profiles.column("wrong_groups").to_pylist()
+    keys = [(int(a), tuple(c or ()), tuple(w or ())) for a, c, w in zip(n, correct, wrong, strict=True)]
+    index: dict = {}
+    inverse = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, len(keys))
+    distinct = list(index)
+    return (
+        np.array([k[0] for k in distinct], dtype=np.int64),
+        [list(k[1]) for k in distinct],
+        [list(k[2]) for k in distinct],
+        inverse,
+    )
+
+
+def estimate_outcomes(
+    study: Study,
+    profiles: pa.Table,
+    prompt_tokens: pa.Table,
+    truth: pa.Table | None = None,
+) -> pa.Table:
+    """The outcomes table (instance_id, action_id, acc, cost, acc_true).
+
+    profiles: ``answer_profiles`` executed; prompt_tokens: (instance_id, prompt_tokens);
+    truth: simulation's (instance_id, model, p_correct, p_wrong), or None for real data.
+    """
+    actions = action_table(study)
+    aggregation = study.actions.aggregation
+    prompts = dict(
+        zip(
+            prompt_tokens.column("instance_id").to_numpy(),
+            prompt_tokens.column("prompt_tokens").to_numpy(zero_copy_only=False),
+            strict=True,
+        )
+    )
+    parts = []
+    for spec in study.models:
+        model = resolve_model(spec)
+        mine = profiles.filter(pa.compute.equal(profiles.column("model"), spec.name))
+        mine = mine.sort_by("instance_id")
+        if mine.num_rows == 0:
+            continue
+        instance_ids = mine.column("instance_id").to_numpy()
+        n = mine.column("n").to_numpy()
+        n_correct = mine.column("n_correct").to_numpy()
+        mean_tokens = mine.column("mean_tokens").to_numpy(zero_copy_only=False).astype(float)
+        if aggregation == "majority":
+            distinct_n, distinct_correct, distinct_wrong, inverse = _profile_keys(mine)
+        model_truth = None
+        if truth is not None:
+            t = truth.filter(pa.compute.equal(truth.column("model"), spec.name)).sort_by(
+                "instance_id"
+            )
+            model_truth = (
+                t.column("p_correct").to_numpy(),
+                np.asarray(t.column("p_wrong").to_pylist(), dtype=float),
+            )
+        for row in actions.filter(pa.compute.equal(actions.column("model"), spec.name)).to_pylist():
+            b = row["b"]
+            if aggregation == "majority":
+                acc = majority_vote_accuracy(distinct_correct, distinct_wrong, distinct_n, b)[
+                    inverse
+                ]
+                acc_true = (
+                    majority_vote_accuracy_iid(model_truth[0], model_truth[1], b)
+                    if model_truth is not None
+                    else None
+                )
+            else:
+                acc = pass_at_b(n, n_correct, b)
+                acc_true = (
+                    1.0 - (1.0 - model_truth[0]) ** b if model_truth is not None else None
+                )
+            cost = _cost(study.actions.cost, b, mean_tokens, instance_ids, prompts, model)
+            parts.append(
+                pa.table(
+                    {
+                        "instance_id": instance_ids,
+                        "action_id": pa.array(np.full(len(instance_ids), row["action_id"]), pa.int32()),
+                        "acc": np.clip(acc, 0.0, 1.0),
+                        "cost": cost,
+                        "acc_true": pa.array(
+                            None if acc_true is None else np.clip(acc_true, 0.0, 1.0),
+                            pa.float64(),
+                        )
+                        if acc_true is not None
+                        else pa.nulls(len(instance_ids), pa.float64()),
+                    }
+                )
+            )
+    return pa.concat_tables(parts).sort_by([("instance_id", "ascending"), ("action_id", "ascending")])
+
+
+def _cost(unit, b, mean_tokens, instance_ids, prompts, model) -> np.ndarray:
+    if unit == "samples":
+        return np.full(len(instance_ids), float(b))
+    if np.isnan(mean_tokens).any():
+        raise ValueError(f"cost unit {unit!r} needs output tokens for every sample of {model.name}")
+    if unit == "tokens":
+        return b * mean_tokens
+    prompt = np.array([prompts.get(i, 0) or 0 for i in instance_ids], dtype=float)
+    return (prompt * model.price_input_per_mtok + b * mean_tokens * model.price_output_per_mtok) / 1e6

@@ -1,0 +1,136 @@
+"""The whole study, stage after stage, landing in one transaction.
+
+simulate (or ingest) -> outcomes -> solve -> learn -> evaluate, then the report from the
+committed database. A failure anywhere rolls the run back; a database file this run created is
+removed again, so nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+
+from toolkit import db
+from toolkit.config import Study
+from toolkit.errors import StudyError
+from toolkit.outcomes import action_table, answer_profiles, estimate_outcomes
+from toolkit.simulate import simulate
+
+Progress = Callable[[str], contextlib.AbstractContextManager]
+
+
+@contextlib.contextmanager
+def _quiet(_: str) -> Iterator[None]:
+    yield
+
+
+@dataclass
+class RunResult:
+    """What a run wrote: its id, where, and the seconds each stage took."""
+
+    run_id: int
+    database: Path
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    report: Path | None = None
+
+
+@contextlib.contextmanager
+def _timed(result: RunResult, stage: str, progress: Progress) -> Iterator[None]:
+    start = time.perf_counter()
+    with progress(stage):
+        yield
+    result.stage_seconds[stage] = time.perf_counter() - start
+
+
+def database_path(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "study.duckdb"
+
+
+@contextlib.contextmanager
+def _run_database(path: Path) -> Iterator[ibis.BaseBackend]:
+    """Open (or create) the study database; remove it again if this run created it and failed."""
+    created = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backend = db.connect(path)
+    try:
+        yield backend
+    except BaseException:
+        backend.disconnect()
+        if created:
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    backend.disconnect()
+
+
+def write_outcomes(backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult,
+                   simulated: bool, progress: Progress) -> None:
+    """Estimate acc and cost of every action from the stored samples (and the truth)."""
+    with _timed(result, "outcomes", progress):
+        samples = backend.table("samples").filter(ibis._.run_id == run_id)
+        profiles = backend.to_pyarrow(answer_profiles(samples))
+        instances = backend.table("instances").filter(ibis._.run_id == run_id)
+        prompts = backend.to_pyarrow(instances.select("instance_id", "prompt_tokens"))
+        truth = None
+        if simulated:
+            truth = backend.to_pyarrow(
+                backend.table("sim_truth")
+                .filter(ibis._.run_id == run_id)
+                .select("instance_id", "model", "p_correct", "p_wrong")
+            )
+        outcomes = estimate_outcomes(study, profiles, prompts, truth)
+        result.rows["actions"] = db.append(backend, "actions", action_table(study), run_id)
+        result.rows["outcomes"] = db.append(backend, "outcomes", outcomes, run_id)
+
+
+def simulate_into(backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult,
+                  progress: Progress) -> None:
+    """Simulate every dataset and append instances, truth and samples in bulk."""
+    with _timed(result, "simulate", progress):
+        rows = {"instances": 0, "sim_truth": 0, "samples": 0}
+        for data in simulate(study):
+            rows["instances"] += db.append(backend, "instances", data.instances, run_id)
+            rows["sim_truth"] += db.append(backend, "sim_truth", data.truth, run_id)
+            rows["samples"] += db.append(backend, "samples", data.sample_batches(), run_id)
+        result.rows.update(rows)
+
+
+def run_study(
+    study: Study,
+    out_dir: str | Path,
+    *,
+    stages: tuple[str, ...] = ("simulate", "outcomes"),
+    progress: Progress = _quiet,
+) -> RunResult:
+    """Run a study into ``<out_dir>/study.duckdb``, all of it in one transaction."""
+    path = database_path(out_dir)
+    with _run_database(path) as backend:
+        result = RunResult(run_id=-1, database=path)
+        with db.transaction(backend):
+            db.create_schema(backend)
+            run_id = db.register_run(
+                backend,
+                study=study.study.name,
+                config_hash=study.config_hash(),
+                seed=study.study.seed,
+                config_json=json.dumps(study.model_dump(mode="json"), sort_keys=True),
+                cost_unit=study.actions.cost,
+                aggregation=study.actions.aggregation,
+                samples_per_instance=study.estimation.samples_per_instance,
+            )
+            result.run_id = run_id
+            if "simulate" in stages:
+                simulate_into(backend, study, run_id, result, progress)
+            if "outcomes" in stages:
+                write_outcomes(backend, study, run_id, result, simulated=True, progress=progress)
+    return result
+
+
+__all__ = ["RunResult", "StudyError", "database_path", "run_study"]
