@@ -196,6 +196,17 @@ class Study(_Section):
             names = [item.name for item in items]
             if len(set(names)) != len(names):
                 raise ValueError(f"{field}: names must be distinct, got {names}")
+        for index, model in enumerate(self.models):
+            resolved = resolve_model(model)
+            for dataset in self.datasets:
+                if dataset.source != "simulate":
+                    continue
+                for key in ("accuracy", "output_tokens"):
+                    if dataset.preset not in getattr(resolved, key):
+                        raise ValueError(
+                            f"models[{index}].{key}: no value for dataset preset "
+                            f"{dataset.preset!r} (model {model.name!r})"
+                        )
         largest = max(self.actions.samples)
         if self.actions.aggregation == "majority" and largest > self.estimation.samples_per_instance:
             raise ValueError(

@@ -1,0 +1,45 @@
+"""Shared fixtures: small studies built from the default one, and the shared real data."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from toolkit.config import Study, default_study_path, parse_study
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def default_study_dict() -> dict:
+    return tomllib.loads(default_study_path().read_text())
+
+
+def make_study(**overrides) -> Study:
+    """The default study with sections updated: make_study(datasets=[...], study={"seed": 3})."""
+    data = copy.deepcopy(default_study_dict())
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return parse_study(data, "<test study>")
+
+
+@pytest.fixture
+def small_study() -> Study:
+    """A quick simulated MATH study: 1,500 instances, 48 samples each."""
+    return make_study(
+        study={"name": "small", "seed": 7},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 1500}],
+    )
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the shared real data is not at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,95 @@
+"""Storage: the database matches sql/, runs replace themselves whole, reads stay consistent."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duckdb
+
+from toolkit import db
+from toolkit.pipeline import run_study
+
+
+def schema_of(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
+    rows = con.execute(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = current_schema() order by table_name, ordinal_position"
+    ).fetchall()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table, column, dtype in rows:
+        out.setdefault(table, []).append((column, dtype))
+    return out
+
+
+def test_cli_run_writes_a_database_matching_sql_schema(small_study, tmp_path):
+    study_file = tmp_path / "small.toml"
+    # the CLI reads TOML; write the small study back out as TOML via a tiny serializer
+    study_file.write_text(to_toml(small_study.model_dump(mode="json")))
+    done = subprocess.run(
+        [sys.executable, "-m", "toolkit", "run", str(study_file), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "o" / "study.duckdb"
+    assert path.exists()
+
+    reference = duckdb.connect()
+    for file in db.table_files():
+        reference.execute(file.read_text())
+    expected = schema_of(reference)
+    with duckdb.connect(str(path), read_only=True) as con:
+        actual = schema_of(con)
+        assert {t: actual[t] for t in expected} == expected
+        counts = dict(
+            con.execute(
+                "select 'samples', count(*) from samples union all "
+                "select 'instances', count(*) from instances union all "
+                "select 'outcomes', count(*) from outcomes"
+            ).fetchall()
+        )
+    assert counts["instances"] == 1500
+    assert counts["samples"] == 1500 * 48
+    assert counts["outcomes"] == 1500 * 5
+
+
+def test_rerun_replaces_the_run_and_other_runs_stay(small_study, tmp_path):
+    first = run_study(small_study, tmp_path, stages=("simulate", "outcomes"))
+    other = small_study.model_copy(
+        update={"study": small_study.study.model_copy(update={"seed": 99})}
+    )
+    second = run_study(other, tmp_path, stages=("simulate", "outcomes"))
+    again = run_study(small_study, tmp_path, stages=("simulate", "outcomes"))
+    assert (first.run_id, second.run_id, again.run_id) == (1, 2, 1)
+    with duckdb.connect(str(first.database), read_only=True) as con:
+        per_run = dict(con.execute("select run_id, count(*) from samples group by 1").fetchall())
+        runs = con.execute("select count(*) from runs").fetchone()[0]
+    assert per_run == {1: 1500 * 48, 2: 1500 * 48}
+    assert runs == 2
+
+
+def to_toml(data: dict) -> str:
+    """Enough TOML for study dicts: tables, arrays of tables, scalars and flat lists."""
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f'"{k}" = {value(x)}' for k, x in v.items()) + "}"
+        return repr(v)
+
+    lines = []
+    for section, body in data.items():
+        if isinstance(body, list):
+            for item in body:
+                lines.append(f"[[{section}]]")
+                lines += [f"{k} = {value(v)}" for k, v in item.items() if v is not None]
+        else:
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {value(v)}" for k, v in body.items() if v is not None]
+    return "\n".join(lines) + "\n"

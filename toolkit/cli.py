@@ -1,0 +1,107 @@
+"""The command line: one small function per command, each calling one library verb."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from toolkit.config import Study, default_study_path, load_study
+from toolkit.errors import StudyError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Solve-then-Learn: allocate LLM test-time compute per input under a budget.",
+)
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print a table.")
+app.add_typer(bench_app, name="bench")
+
+console = Console(stderr=True)
+
+StudyArg = Annotated[
+    Path | None,
+    typer.Argument(help="A study TOML file; the built-in default study when omitted."),
+]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder for study.duckdb.")]
+
+
+def _load(path: Path | None) -> Study:
+    return load_study(path if path is not None else default_study_path())
+
+
+@contextlib.contextmanager
+def _progress(stage: str) -> Iterator[None]:
+    with console.status(f"[bold]{stage}[/bold] ..."):
+        yield
+    console.print(f"  {stage} done")
+
+
+def _summarise(result) -> None:
+    console.print(f"run {result.run_id} -> {result.database}")
+    for stage, seconds in result.stage_seconds.items():
+        console.print(f"  {stage:<12} {seconds:8.2f} s")
+    for table, rows in result.rows.items():
+        console.print(f"  {table:<12} {rows:>12,} rows")
+    if result.report is not None:
+        console.print(f"report -> {result.report}")
+
+
+@app.command()
+def run(study: StudyArg = None, out: OutOpt = Path("out")) -> None:
+    """Run the whole study (every stage built so far) into OUT/study.duckdb."""
+    from toolkit.pipeline import run_study
+
+    _summarise(run_study(_load(study), out, progress=_progress))
+
+
+@app.command()
+def simulate(study: StudyArg = None, out: OutOpt = Path("out")) -> None:
+    """Simulate a study's samples and estimate its outcomes, nothing further."""
+    from toolkit.pipeline import run_study
+
+    _summarise(run_study(_load(study), out, stages=("simulate", "outcomes"), progress=_progress))
+
+
+@app.command()
+def validate(study: Annotated[Path, typer.Argument(help="A study TOML file.")]) -> None:
+    """Check a study file and print its resolved settings."""
+    parsed = load_study(study)
+    console.print(f"{study}: valid (config hash {parsed.config_hash()})")
+    typer.echo(parsed.model_dump_json(indent=2))
+
+
+@bench_app.command("simulate")
+def bench_simulate(
+    instances: Annotated[
+        list[int] | None, typer.Option("--instances", "-n", help="Instance counts to time.")
+    ] = None,
+) -> None:
+    """Simulation throughput (samples per second), simulate and land in DuckDB."""
+    from toolkit.bench import print_table
+    from toolkit.bench.simulate import run as run_bench
+
+    print_table(run_bench(tuple(instances or (100_000, 1_000_000))))
+
+
+def main() -> None:
+    """Entry point: user errors exit 2 with the message, without a traceback."""
+    try:
+        app(standalone_mode=False)
+    except StudyError as error:
+        console.print(f"error: {error}", highlight=False, markup=False)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as error:  # click's own usage errors
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise
