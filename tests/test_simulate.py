@@ -88,9 +88,7 @@ def _table_digest(path, table):
                 [table],
             ).fetchall()
         ]
-        rows = con.execute(
-            f"select {', '.join(columns)} from {table} order by all"
-        ).fetchall()
+        rows = con.execute(f"select {', '.join(columns)} from {table} order by all").fetchall()
     return columns, rows
 
 

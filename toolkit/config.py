@@ -208,10 +208,11 @@ class Study(_Section):
                             f"{dataset.preset!r} (model {model.name!r})"
                         )
         largest = max(self.actions.samples)
-        if self.actions.aggregation == "majority" and largest > self.estimation.samples_per_instance:
+        stored = self.estimation.samples_per_instance
+        if self.actions.aggregation == "majority" and largest > stored:
             raise ValueError(
                 f"actions.samples: b = {largest} exceeds estimation.samples_per_instance = "
-                f"{self.estimation.samples_per_instance}"
+                f"{stored}"
             )
         return self
 

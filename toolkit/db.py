@@ -33,8 +33,10 @@ def connect(url: str | Path, read_only: bool = False) -> ibis.BaseBackend:
     if text.startswith("duckdb://"):
         text = text.removeprefix("duckdb://").removeprefix("/") if text != "duckdb://" else ""
         text = text or ":memory:"
-        if not text.startswith(":") and not Path(text).is_absolute() and str(url).startswith(
-            "duckdb:///"
+        if (
+            not text.startswith(":")
+            and not Path(text).is_absolute()
+            and str(url).startswith("duckdb:///")
         ):
             text = "/" + text
     if "://" in text:
@@ -114,12 +116,16 @@ def append(
 
 def run_tables(backend: ibis.BaseBackend) -> list[str]:
     """Every base table that keys on run_id."""
-    rows = raw(backend).execute(
-        "select table_name from information_schema.columns "
-        "where column_name = 'run_id' and table_schema = current_schema() "
-        "and table_name in (select table_name from information_schema.tables "
-        "where table_type = 'BASE TABLE' and table_schema = current_schema())"
-    ).fetchall()
+    rows = (
+        raw(backend)
+        .execute(
+            "select table_name from information_schema.columns "
+            "where column_name = 'run_id' and table_schema = current_schema() "
+            "and table_name in (select table_name from information_schema.tables "
+            "where table_type = 'BASE TABLE' and table_schema = current_schema())"
+        )
+        .fetchall()
+    )
     return sorted(name for (name,) in rows)
 
 

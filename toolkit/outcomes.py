@@ -44,9 +44,7 @@ def answer_profiles(samples: ir.Table) -> ir.Table:
     A sample with a null answer counts as its own group (nothing to agree with)."""
     grouped = (
         samples.mutate(
-            group=ibis.coalesce(
-                samples.answer.cast("int64"), -1 - samples.sample_idx.cast("int64")
-            )
+            group=ibis.coalesce(samples.answer.cast("int64"), -1 - samples.sample_idx.cast("int64"))
         )
         .group_by(["instance_id", "model", "group", "correct"])
         .agg(size=ibis._.count(), tokens=ibis._.tokens.sum(), counted=ibis._.tokens.count())
@@ -153,7 +151,9 @@ def pass_at_b(n: np.ndarray, n_correct: np.ndarray, b: int) -> np.ndarray:
     n = np.asarray(n, dtype=np.float64)
     wrong = n - np.asarray(n_correct, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_ratio = gammaln(wrong + 1) - gammaln(wrong - b + 1) - gammaln(n + 1) + gammaln(n - b + 1)
+        log_ratio = (
+            gammaln(wrong + 1) - gammaln(wrong - b + 1) - gammaln(n + 1) + gammaln(n - b + 1)
+        )
         out = 1.0 - np.exp(log_ratio)
     return np.where(wrong < b, 1.0, out)
 
@@ -163,11 +163,7 @@ def pass_at_b(n: np.ndarray, n_correct: np.ndarray, b: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 def action_table(study: Study) -> pa.Table:
     """Every model x b, cheapest first within a model (action ids in that order)."""
-    rows = [
-        (spec.name, b)
-        for spec in study.models
-        for b in sorted(study.actions.samples)
-    ]
+    rows = [(spec.name, b) for spec in study.models for b in sorted(study.actions.samples)]
     return pa.table(
         {
             "action_id": pa.array(range(len(rows)), pa.int32()),
@@ -184,7 +180,9 @@ def _profile_keys(profiles: pa.Table) -> tuple[np.ndarray, list, list, np.ndarra
     n = profiles.column("n").to_numpy()
     correct = profiles.column("correct_groups").to_pylist()
     wrong = profiles.column("wrong_groups").to_pylist()
-    keys = [(int(a), tuple(c or ()), tuple(w or ())) for a, c, w in zip(n, correct, wrong, strict=True)]
+    keys = [
+        (int(a), tuple(c or ()), tuple(w or ())) for a, c, w in zip(n, correct, wrong, strict=True)
+    ]
     index: dict = {}
     inverse = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, len(keys))
     distinct = list(index)
@@ -251,27 +249,24 @@ def estimate_outcomes(
                 )
             else:
                 acc = pass_at_b(n, n_correct, b)
-                acc_true = (
-                    1.0 - (1.0 - model_truth[0]) ** b if model_truth is not None else None
-                )
+                acc_true = 1.0 - (1.0 - model_truth[0]) ** b if model_truth is not None else None
             cost = _cost(study.actions.cost, b, mean_tokens, instance_ids, prompts, model)
+            rows = len(instance_ids)
             parts.append(
                 pa.table(
                     {
                         "instance_id": instance_ids,
-                        "action_id": pa.array(np.full(len(instance_ids), row["action_id"]), pa.int32()),
+                        "action_id": pa.array(np.full(rows, row["action_id"]), pa.int32()),
                         "acc": np.clip(acc, 0.0, 1.0),
                         "cost": cost,
-                        "acc_true": pa.array(
-                            None if acc_true is None else np.clip(acc_true, 0.0, 1.0),
-                            pa.float64(),
-                        )
-                        if acc_true is not None
-                        else pa.nulls(len(instance_ids), pa.float64()),
+                        "acc_true": pa.nulls(rows, pa.float64())
+                        if acc_true is None
+                        else pa.array(np.clip(acc_true, 0.0, 1.0)),
                     }
                 )
             )
-    return pa.concat_tables(parts).sort_by([("instance_id", "ascending"), ("action_id", "ascending")])
+    order = [("instance_id", "ascending"), ("action_id", "ascending")]
+    return pa.concat_tables(parts).sort_by(order)
 
 
 def _cost(unit, b, mean_tokens, instance_ids, prompts, model) -> np.ndarray:
@@ -282,4 +277,5 @@ def _cost(unit, b, mean_tokens, instance_ids, prompts, model) -> np.ndarray:
     if unit == "tokens":
         return b * mean_tokens
     prompt = np.array([prompts.get(i, 0) or 0 for i in instance_ids], dtype=float)
-    return (prompt * model.price_input_per_mtok + b * mean_tokens * model.price_output_per_mtok) / 1e6
+    price_in, price_out = model.price_input_per_mtok, model.price_output_per_mtok
+    return (prompt * price_in + b * mean_tokens * price_out) / 1e6
