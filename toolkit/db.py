@@ -31,15 +31,9 @@ def connect(url: str | Path, read_only: bool = False) -> ibis.BaseBackend:
     """
     text = str(url)
     if text.startswith("duckdb://"):
-        text = text.removeprefix("duckdb://").removeprefix("/") if text != "duckdb://" else ""
-        text = text or ":memory:"
-        if (
-            not text.startswith(":")
-            and not Path(text).is_absolute()
-            and str(url).startswith("duckdb:///")
-        ):
-            text = "/" + text
-    if "://" in text:
+        # duckdb:///abs/path (three slashes: absolute), duckdb://rel/path, duckdb:// (memory)
+        text = text.removeprefix("duckdb://") or ":memory:"
+    elif "://" in text:
         raise StudyError(f"unsupported database URL {url!r}: use a DuckDB file path")
     return ibis.duckdb.connect(text, read_only=read_only)
 
