@@ -121,3 +121,15 @@ def test_presets_match_the_real_question_sets(shared_data):
         steps[min(len(solution.splitlines()), 8)] += 1
     gsm8k = DATASET_PRESETS["gsm8k"]
     assert tuple(steps[s] for s in gsm8k.level_values) == gsm8k.level_counts
+
+
+def test_model_overrides_reach_the_targets():
+    study = make_study(
+        models=[{"name": "steep", "preset": "qwen2.5-7b", "level_slope": 1.2,
+                 "accuracy": {"math": 0.5}}]
+    )
+    targets = level_targets(study, "math")["steep"]
+    weights = DATASET_PRESETS["math"].level_proportions
+    assert float(np.dot(weights, targets)) == pytest.approx(0.5, abs=1e-9)
+    logits = np.log(targets / (1 - targets))
+    np.testing.assert_allclose(np.diff(logits), -1.2, atol=1e-9)

@@ -79,6 +79,8 @@ class ModelPreset:
     price_output_per_mtok: float
     difficulty_spread: float = 2.0
     """Standard deviation of per-instance logits within a level."""
+    level_slope: float | None = None
+    """Logit decline of accuracy per level; None: the dataset preset's slope."""
 
 
 DATASET_PRESETS: dict[str, DatasetPreset] = {
@@ -146,11 +148,15 @@ def mean_logistic_normal(mu: float, spread: float) -> float:
     return float(np.dot(_GH_WEIGHTS, expit(mu + spread * _GH_NODES)))
 
 
-def level_accuracy_targets(overall: float, dataset: DatasetPreset) -> np.ndarray:
+def level_accuracy_targets(
+    overall: float, dataset: DatasetPreset, slope: float | None = None
+) -> np.ndarray:
     """Per-level mean accuracies a_l = sigmoid(alpha - slope * (l - l_mid)) whose
-    level-weighted mean is ``overall``; alpha is solved for."""
+    level-weighted mean is ``overall``; alpha is solved for. ``slope`` defaults to the
+    dataset preset's (a model may declare its own)."""
     levels = np.arange(len(dataset.level_values), dtype=float)
-    offsets = dataset.level_slope * (levels - levels.mean())
+    slope = dataset.level_slope if slope is None else slope
+    offsets = slope * (levels - levels.mean())
     weights = dataset.level_proportions
 
     def gap(alpha: float) -> float:

@@ -80,7 +80,9 @@ def level_targets(study: Study, preset_name: str) -> dict[str, np.ndarray]:
     targets = {}
     for spec in study.models:
         model = resolve_model(spec)  # the study validated that every model covers the preset
-        targets[spec.name] = level_accuracy_targets(model.accuracy[preset_name], dataset)
+        targets[spec.name] = level_accuracy_targets(
+            model.accuracy[preset_name], dataset, model.level_slope
+        )
     return targets
 
 
