@@ -125,8 +125,9 @@ def test_presets_match_the_real_question_sets(shared_data):
 
 def test_model_overrides_reach_the_targets():
     study = make_study(
-        models=[{"name": "steep", "preset": "qwen2.5-7b", "level_slope": 1.2,
-                 "accuracy": {"math": 0.5}}]
+        models=[
+            {"name": "steep", "preset": "qwen2.5-7b", "level_slope": 1.2, "accuracy": {"math": 0.5}}
+        ]
     )
     targets = level_targets(study, "math")["steep"]
     weights = DATASET_PRESETS["math"].level_proportions

@@ -76,6 +76,52 @@ def validate(study: Annotated[Path, typer.Argument(help="A study TOML file.")]) 
     typer.echo(parsed.model_dump_json(indent=2))
 
 
+DbOpt = Annotated[Path, typer.Option("--db", help="A study database (opened read-only).")]
+
+
+@app.command()
+def report(
+    db: Annotated[
+        list[Path] | None,
+        typer.Option("--db", help="A study database; repeat to compare studies side by side."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The HTML file.")] = None,
+    run_id: Annotated[
+        list[int] | None,
+        typer.Option("--run", help="A run id in the database; repeat to compare runs."),
+    ] = None,
+) -> None:
+    """Write the HTML report of a run (next to its database), or compare several runs."""
+    from toolkit.report import write
+
+    console.print(f"report -> {write(db or [Path('out/study.duckdb')], out, run_id or [])}")
+
+
+@app.command()
+def sql(
+    file: Annotated[Path, typer.Argument(help="A SQL file, e.g. sql/analyses/*.sql.")],
+    db: DbOpt = Path("out/study.duckdb"),
+) -> None:
+    """Run a SQL file on a study database (read-only) and print the rows as a table."""
+    from toolkit.bi import format_table, run_sql_file
+
+    typer.echo(format_table(run_sql_file(file, db)))
+
+
+@app.command()
+def export(
+    db: DbOpt = Path("out/study.duckdb"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the Parquet files.")] = Path(
+        "out/parquet"
+    ),
+) -> None:
+    """Export every view of a study database as Parquet, one file per view."""
+    from toolkit.bi import export_views
+
+    for path in export_views(db, out):
+        typer.echo(path)
+
+
 @bench_app.command("simulate")
 def bench_simulate(
     instances: Annotated[

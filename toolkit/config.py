@@ -12,7 +12,17 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from toolkit.errors import StudyError
 from toolkit.presets import DATASET_PRESETS, MODEL_PRESETS, ModelPreset
@@ -36,23 +46,228 @@ class StudyInfo(_Section):
     description: str = ""
 
 
-class DatasetSpec(_Section):
+FileFormat = Literal["csv", "jsonl", "parquet", "json_columns"]
+ColumnName = Annotated[str, Field(min_length=1)]
+
+FORMAT_BY_SUFFIX: dict[str, str] = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+}
+"""File formats known from the extension; any other file declares ``format``."""
+
+
+def _fill_format(data: object) -> object:
+    """Before validation: ``format`` from the path's extension when the study file omits it."""
+    if isinstance(data, dict) and "format" not in data and isinstance(data.get("path"), str):
+        inferred = FORMAT_BY_SUFFIX.get(Path(data["path"]).suffix.lower())
+        if inferred is not None:
+            return {**data, "format": inferred}
+    return data
+
+
+def _check_format(path: str | None, file_format: str | None) -> None:
+    if path is not None and file_format is None:
+        known = " | ".join(FileFormat.__args__)
+        raise ValueError(
+            f"format: cannot tell the format of {path!r} from its extension; "
+            f"declare format = {known}"
+        )
+
+
+def _resolve_path(value: str, info: ValidationInfo) -> str:
+    """A relative data path is relative to the study file's folder (``base_dir`` in the
+    validation context, set by ``load_study``) and is stored absolute, so the saved config says
+    which file was read. Without that context it stays relative to the working directory."""
+    path = Path(value).expanduser()
+    base_dir = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base_dir is not None:
+        path = (Path(base_dir) / path).resolve()
+    return str(path)
+
+
+class _SparseSection(_Section):
+    """A section whose unset optional keys (None) stay out of dumps and the config hash."""
+
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: SerializerFunctionWrapHandler) -> dict:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class ColumnMap(_SparseSection):
+    """``[datasets.columns]``: which column of the file (the key, for ``json_columns``) holds
+    what. Which keys each source needs or accepts: see ``DatasetSpec``."""
+
+    id: ColumnName
+    model: ColumnName | None = None
+    sample: ColumnName | None = None
+    answer: ColumnName | None = None
+    correct: ColumnName | None = None
+    reference: ColumnName | None = None
+    tokens: ColumnName | None = None
+    response: ColumnName | None = None
+    n: ColumnName | None = None
+    n_correct: ColumnName | None = None
+    text: ColumnName | None = None
+
+
+class ModelColumns(_SparseSection):
+    """``[datasets.models.<model>]`` (``source = "wide"``): one model's columns: ``correct``
+    (its answer is right), optionally ``response`` (its text; tokens are counted from it) or
+    ``tokens`` (its output tokens)."""
+
+    correct: ColumnName
+    response: ColumnName | None = None
+    tokens: ColumnName | None = None
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> ModelColumns:
+        if self.response is not None and self.tokens is not None:
+            raise ValueError("declare response or tokens, not both")
+        return self
+
+
+class MetadataColumns(_SparseSection):
+    """``[datasets.metadata.columns]``: ``id`` (joins the dataset's ids), optional ``text`` (the
+    question), ``level`` (an integer, or text ending in one: "Level 3") and ``subject``."""
+
+    id: ColumnName
+    text: ColumnName | None = None
+    level: ColumnName | None = None
+    subject: ColumnName | None = None
+
+
+class MetadataSpec(_SparseSection):
+    """``[datasets.metadata]``: a file of instance metadata and question text, joined to the
+    dataset by id. Every id of the dataset needs a row there; rows of other ids are ignored."""
+
+    path: str
+    format: FileFormat | None = None
+    columns: MetadataColumns
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_format(cls, data: object) -> object:
+        return _fill_format(data)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str, info: ValidationInfo) -> str:
+        return _resolve_path(value, info)
+
+    @model_validator(mode="after")
+    def _format_known(self) -> MetadataSpec:
+        _check_format(self.path, self.format)
+        return self
+
+
+_SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    # source: (required keys, accepted keys), besides name and source
+    "simulate": ({"preset"}, {"preset", "instances"}),
+    "samples": ({"path", "columns"}, {"path", "format", "model", "columns", "metadata"}),
+    "counts": ({"path", "columns"}, {"path", "format", "model", "columns", "metadata"}),
+    "wide": ({"path", "columns", "models"}, {"path", "format", "columns", "models", "metadata"}),
+}
+_SOURCE_COLUMNS: dict[str, tuple[set[str], set[str]]] = {
+    # source: (required column keys, accepted column keys)
+    "samples": (
+        {"id"},
+        {"id", "model", "sample", "answer", "correct", "reference", "tokens", "response", "text"},
+    ),
+    "counts": ({"id", "n", "n_correct"}, {"id", "model", "n", "n_correct", "text"}),
+    "wide": ({"id"}, {"id", "text"}),
+}
+
+
+class DatasetSpec(_SparseSection):
     """``[[datasets]]``: one source of instances.
 
     ``source = "simulate"`` draws ``instances`` instances from a built-in dataset preset
     (``math``: MATH-like, levels 1..5 and 7 subjects; ``gsm8k``: GSM8K-like, difficulty by the
     number of reasoning steps).
+
+    The other sources import a user's evaluation log (``toolkit.ingest`` documents the formats)
+    from ``path`` (relative to the study file, or absolute), read by DuckDB as ``format``
+    (``csv`` | ``jsonl`` | ``parquet``, known from the extension, or ``json_columns``: one JSON
+    object whose keys hold parallel arrays). ``columns`` maps roles to the file's columns:
+
+    - ``samples``: one row per sampled answer: ``id``; the model from ``columns.model``, or one
+      ``model`` for the whole file; optional ``sample`` (numbered in file order if absent);
+      ``correct`` (a flag) or ``reference`` (correct when the answer equals it); optional
+      ``answer`` (coded per instance, needed for majority votes); optional ``tokens`` or
+      ``response`` (tokens counted from the text); optional ``text`` (the question).
+    - ``counts``: one row per instance and model: ``id``, the model as above, ``n`` samples of
+      which ``n_correct`` are correct; optional ``text``.
+    - ``wide``: one row per instance with one set of columns per model (routing logs): ``id``,
+      optional ``text``, and a ``[datasets.models.<model>]`` table per model (``ModelColumns``).
+
+    ``metadata`` (``MetadataSpec``) joins a file of levels, subjects and question text by id.
     """
 
     name: Name
-    source: Literal["simulate"] = "simulate"
-    preset: Literal["math", "gsm8k"]
-    instances: PositiveInt = 5000
+    source: Literal["simulate", "samples", "counts", "wide"] = "simulate"
+    preset: Literal["math", "gsm8k"] | None = None
+    instances: PositiveInt | None = None
+    path: str | None = None
+    format: FileFormat | None = None
+    model: Name | None = None
+    columns: ColumnMap | None = None
+    models: dict[Name, ModelColumns] | None = None
+    metadata: MetadataSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("source", "simulate") == "simulate":
+            return {"instances": 5000, **data}
+        return _fill_format(data)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str, info: ValidationInfo) -> str:
+        return _resolve_path(value, info)
 
     @model_validator(mode="after")
-    def _preset_known(self) -> DatasetSpec:
-        assert self.preset in DATASET_PRESETS
+    def _keys_match_source(self) -> DatasetSpec:
+        given = self.model_fields_set - {"name", "source"}
+        required, accepted = _SOURCE_FIELDS[self.source]
+        if missing := sorted(required - given):
+            raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
+        if extra := sorted(given - accepted):
+            raise ValueError(f"{', '.join(extra)}: not used by source {self.source!r}")
+        if self.source == "simulate":
+            assert self.preset in DATASET_PRESETS
+            return self
+        _check_format(self.path, self.format)
+        self._check_columns()
         return self
+
+    def _check_columns(self) -> None:
+        columns = {key for key, value in self.columns if value is not None}
+        required, accepted = _SOURCE_COLUMNS[self.source]
+        if missing := sorted(required - columns):
+            raise ValueError(f"columns: source {self.source!r} needs {', '.join(missing)}")
+        if extra := sorted(columns - accepted):
+            raise ValueError(
+                f"columns.{', columns.'.join(extra)}: not used by source {self.source!r}"
+            )
+        if self.source != "wide" and (self.model is None) == ("model" not in columns):
+            raise ValueError(
+                "declare the model as model (one for the whole file) or as "
+                "columns.model (a column), exactly one of them"
+            )
+        if self.source == "samples":
+            if ("correct" in columns) == ("reference" in columns):
+                raise ValueError("declare columns.correct or columns.reference, exactly one")
+            if "reference" in columns and "answer" not in columns:
+                raise ValueError("columns.reference needs columns.answer to compare it with")
+            if "tokens" in columns and "response" in columns:
+                raise ValueError("declare columns.tokens or columns.response, not both")
+        if self.metadata is not None and "text" in columns and self.metadata.columns.text:
+            raise ValueError(
+                "the question text comes from columns.text or metadata.columns.text, not both"
+            )
 
 
 class ModelSpec(_Section):
@@ -211,8 +426,7 @@ class Study(_Section):
         stored = self.estimation.samples_per_instance
         if self.actions.aggregation == "majority" and largest > stored:
             raise ValueError(
-                f"actions.samples: b = {largest} exceeds estimation.samples_per_instance = "
-                f"{stored}"
+                f"actions.samples: b = {largest} exceeds estimation.samples_per_instance = {stored}"
             )
         return self
 
@@ -235,10 +449,13 @@ def _format_location(loc: tuple[str | int, ...]) -> str:
     return text or "(top level)"
 
 
-def parse_study(data: dict, source: str = "<study>") -> Study:
-    """Validate a parsed study document. Raises StudyError naming the file and each field."""
+def parse_study(data: dict, source: str = "<study>", base_dir: Path | None = None) -> Study:
+    """Validate a parsed study document. Raises StudyError naming the file and each field.
+
+    Relative data paths (``datasets[].path``) resolve against ``base_dir``, the study file's
+    folder."""
     try:
-        return Study.model_validate(data)
+        return Study.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as error:
         lines = []
         for item in error.errors():
@@ -263,7 +480,7 @@ def load_study(path: str | Path) -> Study:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise StudyError(f"{path}: not valid TOML: {error}") from None
-    return parse_study(data, str(path))
+    return parse_study(data, str(path), base_dir=path.parent)
 
 
 def default_study_path() -> Path:

@@ -51,7 +51,8 @@ def answer_profiles(samples: ir.Table) -> ir.Table:
     )
     return grouped.group_by(["instance_id", "model"]).agg(
         n=grouped.size.sum(),
-        n_correct=grouped.size.sum(where=grouped.correct),
+        # a sum over no rows is null: an instance without a correct sample has n_correct = 0
+        n_correct=grouped.size.sum(where=grouped.correct).fill_null(0),
         mean_tokens=grouped.tokens.sum() / grouped.counted.sum().nullif(0),
         correct_groups=grouped.size.collect(where=grouped.correct, order_by=grouped.size.desc()),
         wrong_groups=grouped.size.collect(where=~grouped.correct, order_by=grouped.size.desc()),

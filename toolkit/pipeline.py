@@ -19,8 +19,13 @@ import ibis
 from toolkit import db
 from toolkit.config import Study
 from toolkit.errors import StudyError
+from toolkit.evaluate import evaluate
+from toolkit.ingest import ingest
+from toolkit.learn import learn
 from toolkit.outcomes import action_table, answer_profiles, estimate_outcomes
+from toolkit.report import write_report
 from toolkit.simulate import simulate
+from toolkit.solve import solve_budgets, write_allocations
 
 Progress = Callable[[str], contextlib.AbstractContextManager]
 
@@ -70,8 +75,14 @@ def _run_database(path: Path) -> Iterator[ibis.BaseBackend]:
     backend.disconnect()
 
 
-def write_outcomes(backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult,
-                   simulated: bool, progress: Progress) -> None:
+def write_outcomes(
+    backend: ibis.BaseBackend,
+    study: Study,
+    run_id: int,
+    result: RunResult,
+    simulated: bool,
+    progress: Progress,
+) -> None:
     """Estimate acc and cost of every action from the stored samples (and the truth)."""
     with _timed(result, "outcomes", progress):
         samples = backend.table("samples").filter(ibis._.run_id == run_id)
@@ -90,8 +101,9 @@ def write_outcomes(backend: ibis.BaseBackend, study: Study, run_id: int, result:
         result.rows["outcomes"] = db.append(backend, "outcomes", outcomes, run_id)
 
 
-def simulate_into(backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult,
-                  progress: Progress) -> None:
+def simulate_into(
+    backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult, progress: Progress
+) -> None:
     """Simulate every dataset and append instances, truth and samples in bulk."""
     with _timed(result, "simulate", progress):
         rows = {"instances": 0, "sim_truth": 0, "samples": 0}
@@ -102,11 +114,54 @@ def simulate_into(backend: ibis.BaseBackend, study: Study, run_id: int, result: 
         result.rows.update(rows)
 
 
+def ingest_into(
+    backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult, progress: Progress
+) -> None:
+    """Import every dataset from its files (all checked before the first row is appended) and
+    append instances and samples in bulk."""
+    with _timed(result, "ingest", progress):
+        rows = {"instances": 0, "samples": 0}
+        for data in ingest(study):
+            rows["instances"] += db.append(backend, "instances", data.instances, run_id)
+            rows["samples"] += db.append(backend, "samples", data.samples, run_id)
+        result.rows.update(rows)
+
+
+STAGES = ("simulate", "outcomes", "solve", "learn", "evaluate", "report")
+"""Every stage, in order (``simulate`` stands for ``ingest`` when the datasets are files)."""
+
+
+def solve_into(
+    backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult, progress: Progress
+) -> None:
+    """The oracle allocation of every budget on all instances (``solutions``, ``allocations``)."""
+    with _timed(result, "solve", progress):
+        outcomes = backend.table("outcomes").filter(ibis._.run_id == run_id)
+        allocations = solve_budgets(backend, outcomes, list(study.budgets.values))
+        write_allocations(backend, run_id, allocations, scope="all")
+
+
+def learn_into(
+    backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult, progress: Progress
+) -> None:
+    """Features, splits, oracle labels and the CatBoost policies (``toolkit.learn``)."""
+    with _timed(result, "learn", progress):
+        result.rows.update(learn(backend, study, run_id).rows)
+
+
+def evaluate_into(
+    backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult, progress: Progress
+) -> None:
+    """Every policy on the test split at every budget (``toolkit.evaluate``)."""
+    with _timed(result, "evaluate", progress):
+        result.rows.update(evaluate(backend, study, run_id).rows)
+
+
 def run_study(
     study: Study,
     out_dir: str | Path,
     *,
-    stages: tuple[str, ...] = ("simulate", "outcomes"),
+    stages: tuple[str, ...] = STAGES,
     progress: Progress = _quiet,
 ) -> RunResult:
     """Run a study into ``<out_dir>/study.duckdb``, all of it in one transaction."""
@@ -126,11 +181,28 @@ def run_study(
                 samples_per_instance=study.estimation.samples_per_instance,
             )
             result.run_id = run_id
-            if "simulate" in stages:
-                simulate_into(backend, study, run_id, result, progress)
+            simulated = all(spec.source == "simulate" for spec in study.datasets)
+            # "simulate" and "ingest" name the same stage: the data, by the datasets' sources
+            if {"simulate", "ingest"} & set(stages):
+                if simulated:
+                    simulate_into(backend, study, run_id, result, progress)
+                else:
+                    ingest_into(backend, study, run_id, result, progress)
             if "outcomes" in stages:
-                write_outcomes(backend, study, run_id, result, simulated=True, progress=progress)
+                write_outcomes(
+                    backend, study, run_id, result, simulated=simulated, progress=progress
+                )
+            if "solve" in stages:
+                solve_into(backend, study, run_id, result, progress)
+            if "learn" in stages:
+                learn_into(backend, study, run_id, result, progress)
+            if "evaluate" in stages:
+                evaluate_into(backend, study, run_id, result, progress)
+    if "report" in stages:
+        # from the committed database, opened read-only like any reader
+        with _timed(result, "report", progress):
+            result.report = write_report(path, path.with_name("report.html"), result.run_id)
     return result
 
 
-__all__ = ["RunResult", "StudyError", "database_path", "run_study"]
+__all__ = ["STAGES", "RunResult", "StudyError", "database_path", "run_study"]

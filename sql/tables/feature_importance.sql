@@ -1,0 +1,10 @@
+-- CatBoost's feature importance (PredictionValuesChange, summing to 100 per model) of each
+-- fitted classifier. Key: (run_id, budget, seed, feature).
+create table if not exists feature_importance (
+    run_id integer not null,
+    budget double not null,
+    seed bigint not null,
+    feature varchar not null,
+    importance double not null,
+    primary key (run_id, budget, seed, feature)
+);

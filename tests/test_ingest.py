@@ -1,0 +1,537 @@
+"""Importers: real logs land in instances and samples with the known facts; bad input fails
+with a message naming file, row and column, and leaves an existing database as it was."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import default_study_dict
+from toolkit.config import Study, load_study, parse_study
+from toolkit.errors import StudyError
+from toolkit.ingest import ingest
+from toolkit.pipeline import run_study
+from toolkit.resources import studies_dir
+
+MATH500 = studies_dir() / "math500_llama.toml"
+GSM8K = studies_dir() / "gsm8k_routing.toml"
+MIXTRAL, GPT4 = "mixtral-8x7b", "gpt-4"
+
+
+def tiny_study(base_dir: Path, dataset: dict, **sections: dict) -> Study:
+    """A study over small files in ``base_dir``: one real-data model m1, pass@b, b in {1, 2}."""
+    data = copy.deepcopy(default_study_dict())
+    data["study"] = {"name": "tiny", "seed": 1}
+    data["datasets"] = [{"name": "tiny", **dataset}]
+    data["models"] = [{"name": "m1", "accuracy": {}, "output_tokens": {}}]
+    data["actions"] = {"samples": [1, 2], "aggregation": "pass", "cost": "samples"}
+    data["estimation"] = {"samples_per_instance": 4}
+    data.update(sections)
+    return parse_study(data, "<tiny study>", base_dir=base_dir)
+
+
+def jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+# --------------------------------------------------------------------------------------------
+# The real studies: loader facts from ../shared/data/README.md
+# --------------------------------------------------------------------------------------------
+@pytest.mark.shared_data
+def test_math500_counts_match_the_known_facts(shared_data):
+    (data,) = ingest(load_study(MATH500))
+    instances = data.instances.to_pandas()
+    samples = data.samples.to_pandas()
+    assert len(instances) == 500 and instances.source_id.is_unique
+    assert instances.text.notna().all() and instances.prompt_tokens.gt(0).all()
+    per_instance = samples.groupby("instance_id").correct.agg(["size", "mean"])
+    assert (per_instance["size"] == 1280).all()
+    assert per_instance["mean"].mean() == pytest.approx(0.2386, abs=5e-5)
+    by_level = per_instance.join(instances.set_index("instance_id").level).groupby("level")
+    np.testing.assert_allclose(
+        by_level["mean"].mean().to_numpy(), [0.499, 0.390, 0.292, 0.176, 0.0715], atol=6e-4
+    )
+    assert samples.answer.isna().all() and samples.tokens.isna().all()
+
+
+@pytest.mark.shared_data
+def test_gsm8k_routing_matches_the_known_facts(shared_data):
+    (data,) = ingest(load_study(GSM8K))
+    samples = data.samples.to_pandas()
+    assert data.instances.num_rows == 1319
+    assert samples.groupby("model").size().to_dict() == {MIXTRAL: 1319, GPT4: 1319}
+    correct = samples.pivot(index="instance_id", columns="model", values="correct")
+    assert correct[MIXTRAL].mean() == pytest.approx(0.638, abs=5e-4)
+    assert correct[GPT4].mean() == pytest.approx(0.857, abs=5e-4)
+    mixtral, gpt4 = correct[MIXTRAL], correct[GPT4]
+    assert int((mixtral & gpt4).sum()) == 747
+    assert int((gpt4 & ~mixtral).sum()) == 383
+    assert int((mixtral & ~gpt4).sum()) == 95
+    assert int((~mixtral & ~gpt4).sum()) == 94
+    # every prompt joined a GSM8K test question; tokens were counted from every response
+    gsm8k = [json.loads(line)["question"] for line in (shared_data / "gsm8k_test.jsonl").open()]
+    assert data.instances.column("text").to_pylist() == gsm8k
+    assert samples.tokens.gt(0).all()
+
+
+@pytest.mark.shared_data
+def test_run_study_on_the_real_studies_gives_the_known_outcomes(shared_data, tmp_path):
+    math = run_study(load_study(MATH500), tmp_path / "math", stages=("ingest", "outcomes"))
+    gsm8k = run_study(load_study(GSM8K), tmp_path / "gsm8k", stages=("ingest", "outcomes"))
+    assert math.rows == {"instances": 500, "samples": 640_000, "actions": 9, "outcomes": 4500}
+    assert "ingest" in math.stage_seconds
+
+    with duckdb.connect(str(math.database), read_only=True) as con:
+        pass_at = dict(
+            con.execute(
+                "select a.b, avg(o.acc) from outcomes o join actions a using (run_id, action_id) "
+                "group by a.b"
+            ).fetchall()
+        )
+        by_level = con.execute(
+            "select i.level, avg(o.acc) from outcomes o join actions a using (run_id, action_id) "
+            "join instances i using (run_id, instance_id) where a.b = 1 group by 1 order by 1"
+        ).fetchall()
+    assert pass_at[1] == pytest.approx(0.2386, abs=5e-5)
+    np.testing.assert_allclose(
+        [acc for _, acc in by_level], [0.499, 0.390, 0.292, 0.176, 0.0715], atol=6e-4
+    )
+    # cross-check: the same run's published coverage curve (within-session estimator, so close,
+    # not equal, at small b)
+    curves = json.loads((shared_data / "math500_llama32_1b_curves.json").read_text())
+    coverage = dict(
+        zip(curves["within_session"]["sel_grid"], curves["within_session"]["coverage"], strict=True)
+    )
+    for b in (1, 2, 4, 8):
+        assert pass_at[b] == pytest.approx(coverage[b], abs=5e-3)
+    assert all(pass_at[b] < pass_at[2 * b] for b in (1, 2, 4, 8, 16, 32, 64, 128))
+
+    with duckdb.connect(str(gsm8k.database), read_only=True) as con:
+        per_model = con.execute(
+            "select a.model, avg(o.acc), avg(o.cost), "
+            "max(abs(o.cost - (i.prompt_tokens * p.price_in + s.tokens * p.price_out) / 1e6)) "
+            "from outcomes o join actions a using (run_id, action_id) "
+            "join instances i using (run_id, instance_id) "
+            "join samples s using (run_id, instance_id, model) "
+            "join (values ('mixtral-8x7b', 0.6, 0.6), ('gpt-4', 10.0, 30.0)) "
+            "    p(model, price_in, price_out) using (model) "
+            "group by 1"
+        ).fetchall()
+    facts = {model: (acc, cost, error) for model, acc, cost, error in per_model}
+    assert facts[MIXTRAL][0] == pytest.approx(0.638, abs=5e-4)
+    assert facts[GPT4][0] == pytest.approx(0.857, abs=5e-4)
+    assert max(facts[MIXTRAL][2], facts[GPT4][2]) < 1e-12
+    # the declared budgets lie between all-Mixtral and all-GPT-4
+    budgets = load_study(GSM8K).budgets.values
+    assert facts[MIXTRAL][1] < min(budgets) and max(budgets) < facts[GPT4][1]
+
+
+# --------------------------------------------------------------------------------------------
+# Malformed input: a clear message, and the existing database exactly as it was
+# --------------------------------------------------------------------------------------------
+GOOD_COUNTS = "id,n,n_correct\nq1,4,1\nq2,4,0\nq3,4,4\n"
+GOOD_METADATA = jsonl(
+    [{"uid": f"q{i}", "problem": f"What is {i} + {i}?", "level": i} for i in (1, 2, 3)]
+)
+
+MALFORMED = {
+    "missing column": (
+        "counts.csv",
+        "id,n\nq1,4\n",
+        "counts.csv: no column 'n_correct' (named by datasets[0].columns.n_correct); it has: id, n",
+    ),
+    "wrong type": (
+        "counts.csv",
+        "id,n,n_correct\nq1,4,1\nq2,4,two\n",
+        "counts.csv: row 2, column 'n_correct': expected a whole number, got 'two'",
+    ),
+    "fraction for a count": (
+        "counts.csv",
+        "id,n,n_correct\nq1,4,1\nq2,4.5,1\n",
+        "counts.csv: row 2, column 'n': expected a whole number, got '4.5'",
+    ),
+    "missing value": (
+        "counts.csv",
+        "id,n,n_correct\nq1,4,1\nq2,,1\n",
+        "counts.csv: row 2, column 'n': missing value",
+    ),
+    "empty file": ("counts.csv", "", "counts.csv: the file is empty"),
+    "header only": ("counts.csv", "id,n,n_correct\n", "counts.csv: no rows"),
+    "duplicate id": (
+        "counts.csv",
+        "id,n,n_correct\nq1,4,1\nq2,4,0\nq1,4,2\n",
+        "counts.csv: rows 1 and 3 repeat the key id = 'q1', model = 'm1' (columns 'id')",
+    ),
+    "negative count": (
+        "counts.csv",
+        "id,n,n_correct\nq1,4,1\nq2,4,-1\n",
+        "counts.csv: row 2, column 'n_correct': cannot be negative, got -1",
+    ),
+    "n_correct above n": (
+        "counts.csv",
+        "id,n,n_correct\nq1,4,1\nq2,4,5\n",
+        "counts.csv: row 2: n_correct = 5 (column 'n_correct') exceeds n = 4 (column 'n')",
+    ),
+    "fewer samples than b": (
+        "counts.csv",
+        "id,n,n_correct\nq1,4,1\nq2,1,0\n",
+        "counts.csv: id 'q2' has 1 sample(s) from model 'm1'; actions.samples needs at least b = 2",
+    ),
+    "metadata without an id": (
+        "meta.jsonl",
+        GOOD_METADATA.splitlines(keepends=True)[0],
+        "meta.jsonl: no row with id 'q2' (column 'uid'), which",
+    ),
+    "metadata duplicate id": (
+        "meta.jsonl",
+        GOOD_METADATA + jsonl([{"uid": "q2", "problem": "again", "level": 1}]),
+        "meta.jsonl: rows 2 and 4 repeat the key id = 'q2' (columns 'uid')",
+    ),
+    "metadata wrong type": (
+        "meta.jsonl",
+        GOOD_METADATA.replace('"level": 2', '"level": "hard"'),
+        "meta.jsonl: row 2, column 'level': expected a level (a whole number, or text ending "
+        "in one), got 'hard'",
+    ),
+    "not JSON": ("meta.jsonl", "{not json\n", "meta.jsonl: cannot read it as jsonl"),
+}
+
+
+def counts_study(base_dir: Path) -> Study:
+    return tiny_study(
+        base_dir,
+        {
+            "source": "counts",
+            "path": "counts.csv",
+            "model": "m1",
+            "columns": {"id": "id", "n": "n", "n_correct": "n_correct"},
+            "metadata": {
+                "path": "meta.jsonl",
+                "columns": {"id": "uid", "text": "problem", "level": "level"},
+            },
+        },
+    )
+
+
+def snapshot(database: Path) -> dict[str, tuple[int, int]]:
+    """Row count and an order-free checksum of every table."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        tables = con.execute(
+            "select table_name from information_schema.tables where table_type = 'BASE TABLE'"
+        ).fetchall()
+        return {
+            name: con.execute(
+                f"select count(*), coalesce(sum(hash(t)), 0) from {name} t"
+            ).fetchone()
+            for (name,) in tables
+        }
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_input_names_the_problem_and_leaves_the_database(case, tmp_path):
+    file_name, text, expected = MALFORMED[case]
+    (tmp_path / "counts.csv").write_text(GOOD_COUNTS)
+    (tmp_path / "meta.jsonl").write_text(GOOD_METADATA)
+    study = counts_study(tmp_path)
+    good = run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
+    before = snapshot(good.database)
+    assert before["samples"][0] == 12 and before["outcomes"][0] == 6
+
+    # the same study (same config hash, so the run would replace the good one) on a bad file
+    (tmp_path / file_name).write_text(text)
+    with pytest.raises(StudyError) as error:
+        run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
+    assert f"{tmp_path}/{expected}" in str(error.value)
+    assert snapshot(good.database) == before
+
+
+def test_a_failed_import_into_a_new_folder_leaves_no_database(tmp_path):
+    (tmp_path / "counts.csv").write_text("id,n,n_correct\nq1,4,9\n")
+    (tmp_path / "meta.jsonl").write_text(GOOD_METADATA)
+    with pytest.raises(StudyError, match="exceeds n = 4"):
+        run_study(counts_study(tmp_path), tmp_path / "out", stages=("ingest", "outcomes"))
+    assert not (tmp_path / "out" / "study.duckdb").exists()
+
+
+def test_a_missing_file_names_the_study_key(tmp_path):
+    (tmp_path / "meta.jsonl").write_text(GOOD_METADATA)
+    with pytest.raises(StudyError, match=r"datasets\[0\]\.path: no such file: .*counts\.csv"):
+        ingest(counts_study(tmp_path))
+
+
+# --------------------------------------------------------------------------------------------
+# The sources and formats on small files
+# --------------------------------------------------------------------------------------------
+SAMPLES_CSV = """qid,model,pred,gold,resp
+a,m1,42,42,The answer is 42.
+a,m1,41,42,"It is 41, I think."
+a,m1,42,42,42
+a,m1,,42,no idea
+b,m1,x,y,x
+b,m1,z,y,z
+b,m1,y,y,y!
+"""
+
+
+def test_long_samples_code_answers_per_instance_and_count_tokens(tmp_path):
+    (tmp_path / "samples.csv").write_text(SAMPLES_CSV)
+    study = tiny_study(
+        tmp_path,
+        {
+            "source": "samples",
+            "path": "samples.csv",
+            "columns": {
+                "id": "qid",
+                "model": "model",
+                "answer": "pred",
+                "reference": "gold",
+                "response": "resp",
+            },
+        },
+        actions={"samples": [1, 3], "aggregation": "majority", "cost": "tokens"},
+        estimation={"samples_per_instance": 3},
+    )
+    (data,) = ingest(study)
+    assert data.instances.column("source_id").to_pylist() == ["a", "b"]
+    rows = data.samples.to_pylist()
+    assert [r["instance_id"] for r in rows] == [0, 0, 0, 0, 1, 1, 1]
+    assert [r["sample_idx"] for r in rows] == [0, 1, 2, 3, 0, 1, 2]
+    # dense rank of the distinct answers per instance, as text; a missing answer stays null
+    assert [r["answer"] for r in rows] == [1, 0, 1, None, 0, 2, 1]
+    assert [r["correct"] for r in rows] == [True, False, True, False, False, False, True]
+    # letters runs, digit groups of up to 3, other non-space characters
+    assert [r["tokens"] for r in rows] == [5, 7, 1, 2, 1, 1, 2]
+
+    result = run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
+    with duckdb.connect(str(result.database), read_only=True) as con:
+        acc = con.execute(
+            "select o.instance_id, a.b, o.acc, o.cost from outcomes o "
+            "join actions a using (run_id, action_id) order by 1, 2"
+        ).fetchall()
+    # a: votes over 3 of [42, 41, 42, none]; b: 3 distinct answers, one right, a 3-way tie
+    assert acc[0][2] == pytest.approx(0.5) and acc[2][2] == pytest.approx(1 / 3)
+    assert acc[1][2] == pytest.approx(0.5 + 0.5 * (1 / 3))
+    assert acc[3][2] == pytest.approx(1 / 3)
+    assert acc[0][3] == pytest.approx(15 / 4) and acc[1][3] == pytest.approx(3 * 15 / 4)
+
+
+def test_parquet_samples_with_one_model_and_flags(tmp_path):
+    pq.write_table(
+        pa.table(
+            {
+                "id": [7, 7, 8, 8],
+                "ok": [1, 0, 0, 0],
+                "n_tokens": [10, 20, 30, 40],
+                "question": ["Find x.", "Find x.", "Why?", "Why?"],
+            }
+        ),
+        tmp_path / "log.parquet",
+    )
+    study = tiny_study(
+        tmp_path,
+        {
+            "source": "samples",
+            "path": "log.parquet",
+            "model": "m1",
+            "columns": {"id": "id", "correct": "ok", "tokens": "n_tokens", "text": "question"},
+        },
+    )
+    (data,) = ingest(study)
+    assert data.instances.column("source_id").to_pylist() == ["7", "8"]
+    assert data.instances.column("text").to_pylist() == ["Find x.", "Why?"]
+    assert data.samples.column("correct").to_pylist() == [True, False, False, False]
+    assert data.samples.column("tokens").to_pylist() == [10, 20, 30, 40]
+
+
+def test_text_features_follow_the_documented_rules(tmp_path):
+    text = r"What is $\frac{1}{2} + 3.5$? Find x. Then compute 12345 ≤ y!"
+    (tmp_path / "counts.jsonl").write_text(jsonl([{"id": "t", "n": 2, "c": 1, "q": text}]))
+    study = tiny_study(
+        tmp_path,
+        {
+            "source": "counts",
+            "path": "counts.jsonl",
+            "model": "m1",
+            "columns": {"id": "id", "n": "n", "n_correct": "c", "text": "q"},
+        },
+    )
+    (data,) = ingest(study)
+    features = data.instances.select(
+        [
+            "prompt_tokens",
+            "n_sentences",
+            "n_digits",
+            "n_math_symbols",
+            "n_latex",
+            "n_question_words",
+        ]
+    ).to_pylist()[0]
+    assert features == {
+        "prompt_tokens": 27,
+        "n_sentences": 3,
+        "n_digits": 9,
+        "n_math_symbols": 2,
+        "n_latex": 1,
+        "n_question_words": 3,
+    }
+
+
+def test_json_columns_sum_nested_counts_and_check_lengths(tmp_path):
+    document = {"ids": ["a", "b"], "n": [[2, 2], [2, 2]], "c": [[1, 0], [2, 2]]}
+    (tmp_path / "counts.json").write_text(json.dumps(document))
+    spec = {
+        "source": "counts",
+        "path": "counts.json",
+        "format": "json_columns",
+        "model": "m1",
+        "columns": {"id": "ids", "n": "n", "n_correct": "c"},
+    }
+    (data,) = ingest(tiny_study(tmp_path, spec))
+    assert data.samples.num_rows == 8
+    assert data.samples.column("correct").to_pylist() == [True] + [False] * 3 + [True] * 4
+
+    (tmp_path / "counts.json").write_text(json.dumps({**document, "c": [[1, 0]]}))
+    with pytest.raises(StudyError, match=r"counts\.json: the arrays differ in length"):
+        ingest(tiny_study(tmp_path, spec))
+    (tmp_path / "counts.json").write_text(json.dumps({**document, "c": [[1, -1], [2, 2]]}))
+    with pytest.raises(StudyError, match=r"entry 1, column 'c': cannot be negative"):
+        ingest(tiny_study(tmp_path, spec))
+
+
+WIDE_CSV = "prompt,a_ok,a_text,b_ok,b_text\nq1,True,one two,False,three\nq2,maybe,x,True,y\n"
+
+
+def wide_study(base_dir: Path, **sections: dict) -> Study:
+    data = {
+        "source": "wide",
+        "path": "wide.csv",
+        "columns": {"id": "prompt", "text": "prompt"},
+        "models": {
+            "m1": {"correct": "a_ok", "response": "a_text"},
+            "m2": {"correct": "b_ok", "response": "b_text"},
+        },
+    }
+    models = [{"name": name, "accuracy": {}, "output_tokens": {}} for name in ("m1", "m2")]
+    actions = {"samples": [1], "aggregation": "pass", "cost": "usd"}
+    return tiny_study(base_dir, data, models=models, actions=actions, **sections)
+
+
+def test_wide_logs_check_every_model_column(tmp_path):
+    (tmp_path / "wide.csv").write_text(WIDE_CSV)
+    with pytest.raises(
+        StudyError,
+        match=r"wide\.csv: row 2, column 'a_ok': expected a flag "
+        r"\(true/false, 1/0\), got 'maybe' \(named by "
+        r"datasets\[0\]\.models\.m1\.correct\)",
+    ):
+        ingest(wide_study(tmp_path))
+    (tmp_path / "wide.csv").write_text(WIDE_CSV.replace("maybe", "1"))
+    (data,) = ingest(wide_study(tmp_path))
+    rows = [
+        (r["instance_id"], r["model"], r["correct"], r["tokens"]) for r in data.samples.to_pylist()
+    ]
+    assert rows == [(0, "m1", True, 2), (0, "m2", False, 1), (1, "m1", True, 1), (1, "m2", True, 1)]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"actions": {"samples": [1, 2], "aggregation": "majority", "cost": "samples"}},
+            "a majority vote over b = 2 samples needs their answers",
+        ),
+        (
+            {"models": [{"name": "m1", "accuracy": {}, "output_tokens": {}}]},
+            "datasets[0].models.m2: not declared in [[models]]",
+        ),
+    ],
+)
+def test_what_the_data_cannot_support_is_refused_before_reading(change, expected, tmp_path):
+    data = wide_study(tmp_path).model_dump(mode="json")
+    data.update(change)
+    with pytest.raises(StudyError) as error:
+        ingest(parse_study(data, "<tiny study>", base_dir=tmp_path))
+    assert expected in str(error.value)
+
+
+# --------------------------------------------------------------------------------------------
+# The study file
+# --------------------------------------------------------------------------------------------
+def test_relative_paths_resolve_against_the_study_file(tmp_path):
+    data = wide_study(Path("/elsewhere")).model_dump(mode="json")
+    data["datasets"][0]["path"] = "logs/wide.csv"
+    data["datasets"][0]["metadata"] = {"path": "../meta.jsonl", "columns": {"id": "q"}}
+    data["datasets"][0]["columns"] = {"id": "prompt"}
+    study = parse_study(data, "<tiny study>", base_dir=tmp_path / "studies")
+    assert study.datasets[0].path == str(tmp_path / "studies" / "logs" / "wide.csv")
+    assert study.datasets[0].metadata.path == str(tmp_path / "meta.jsonl")
+    assert study.datasets[0].format == "csv" and study.datasets[0].metadata.format == "jsonl"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "expected"),
+    [
+        (
+            {
+                "source": "counts",
+                "preset": "math",
+                "path": "c.csv",
+                "model": "m1",
+                "columns": {"id": "i", "n": "n", "n_correct": "c"},
+            },
+            "datasets[0]: preset: not used by source 'counts'",
+        ),
+        (
+            {
+                "source": "counts",
+                "path": "c.json",
+                "model": "m1",
+                "columns": {"id": "i", "n": "n", "n_correct": "c"},
+            },
+            "datasets[0]: format: cannot tell the format of",
+        ),
+        (
+            {"source": "counts", "path": "c.csv", "columns": {"id": "i", "n": "n"}},
+            "datasets[0]: columns: source 'counts' needs n_correct",
+        ),
+        (
+            {"source": "samples", "path": "s.csv", "model": "m1", "columns": {"id": "i"}},
+            "datasets[0]: declare columns.correct or columns.reference, exactly one",
+        ),
+        (
+            {"source": "samples", "path": "s.csv", "columns": {"id": "i", "correct": "c"}},
+            "datasets[0]: declare the model as model",
+        ),
+        (
+            {"source": "wide", "path": "w.csv", "columns": {"id": "i", "answr": "a"}},
+            "datasets[0].columns.answr: unknown key",
+        ),
+    ],
+)
+def test_dataset_keys_are_checked_per_source(dataset, expected, tmp_path):
+    with pytest.raises(StudyError) as error:
+        tiny_study(tmp_path, dataset)
+    assert expected in str(error.value)
+
+
+def test_simulated_datasets_dump_as_before():
+    dataset = default_study_dict()["datasets"][0]
+    study = parse_study({**default_study_dict(), "datasets": [dataset]})
+    assert study.datasets[0].model_dump() == {
+        "name": "math",
+        "source": "simulate",
+        "preset": "math",
+        "instances": 5000,
+    }
+    without_count = {key: value for key, value in dataset.items() if key != "instances"}
+    assert (
+        parse_study({**default_study_dict(), "datasets": [without_count]}).datasets[0].instances
+        == 5000
+    )

@@ -1,0 +1,201 @@
+"""Cheap input features per instance: what a policy may look at before spending any compute.
+
+The features are an Ibis query over the ``instances`` table (``instance_features``), mirrored by
+``sql/features/instance_features.sql`` as a test oracle. They come from three places:
+
+- the question's metadata: ``dataset``, ``subject`` (categorical) and ``level``;
+- its text (the count columns of ``instances``, filled in by the simulator or by
+  ``sql/features/text_features.sql`` on ingest) and ratios derived from them: log length, digits,
+  operators and LaTeX commands per token, tokens per sentence, question words per sentence;
+- cheap signals: every declared noisy difficulty signal (``difficulty_signals``, one column each,
+  ``signal_1`` .. ``signal_k``) and their mean, and the answer entropy and top-answer share of one
+  cheap probe call (``probe_entropy``, ``probe_agreement``).
+
+``instances.difficulty`` is the simulator's latent truth and is never read here. A feature that
+is unknown for an instance (real data has no probe or signals) is null; CatBoost treats a null
+number as missing and a null category as its own value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+CATEGORICAL = ("dataset", "subject")
+"""Categorical features (strings); every other feature is a number (float64)."""
+
+MISSING_CATEGORY = "(none)"
+"""What a null category becomes for the classifier."""
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One feature: its column name, kind (numeric | categorical) and meaning."""
+
+    name: str
+    kind: str
+    description: str
+
+
+_BASE_FEATURES: tuple[FeatureInfo, ...] = (
+    FeatureInfo("dataset", "categorical", "the dataset the question comes from"),
+    FeatureInfo("subject", "categorical", "subject (MATH: Algebra, Geometry, ...)"),
+    FeatureInfo("level", "numeric", "difficulty level (MATH 1..5; GSM8K-like: reasoning steps)"),
+    FeatureInfo("prompt_tokens", "numeric", "question length in tokens"),
+    FeatureInfo("log_prompt_tokens", "numeric", "ln(1 + prompt_tokens)"),
+    FeatureInfo("n_sentences", "numeric", "sentences in the question"),
+    FeatureInfo("tokens_per_sentence", "numeric", "prompt_tokens / n_sentences"),
+    FeatureInfo("n_digits", "numeric", "digit characters"),
+    FeatureInfo("digits_per_token", "numeric", "n_digits / prompt_tokens"),
+    FeatureInfo("n_math_symbols", "numeric", "operators + - * / = < > ^ and the like"),
+    FeatureInfo("math_symbols_per_token", "numeric", "n_math_symbols / prompt_tokens"),
+    FeatureInfo("n_latex", "numeric", "LaTeX commands (\\frac, \\sqrt, ...)"),
+    FeatureInfo("latex_per_token", "numeric", "n_latex / prompt_tokens"),
+    FeatureInfo("n_question_words", "numeric", "what, how, find, compute, ..."),
+    FeatureInfo("question_words_per_sentence", "numeric", "n_question_words / n_sentences"),
+)
+_PROBE_FEATURES: tuple[FeatureInfo, ...] = (
+    FeatureInfo("probe_entropy", "numeric", "answer entropy (nats) of one cheap probe call"),
+    FeatureInfo("probe_agreement", "numeric", "top-answer share of that probe call"),
+)
+
+
+def feature_infos(n_signals: int) -> tuple[FeatureInfo, ...]:
+    """Every feature, in column order, for ``n_signals`` declared difficulty signals."""
+    signals = tuple(
+        FeatureInfo(f"signal_{k}", "numeric", f"declared noisy difficulty signal {k}")
+        for k in range(1, n_signals + 1)
+    )
+    mean = (
+        (FeatureInfo("signal_mean", "numeric", "mean of the difficulty signals"),)
+        if n_signals
+        else ()
+    )
+    return _BASE_FEATURES + signals + mean + _PROBE_FEATURES
+
+
+def feature_names(n_signals: int) -> list[str]:
+    return [info.name for info in feature_infos(n_signals)]
+
+
+def signal_count(instances: ir.Table) -> ir.Scalar:
+    """The largest number of difficulty signals any instance has (0 when there are none)."""
+    return instances.difficulty_signals.length().max().fill_null(0)
+
+
+def _per(numerator: ir.Value, denominator: ir.Value) -> ir.FloatingValue:
+    return numerator.cast("float64") / denominator.cast("float64").nullif(0.0)
+
+
+def instance_features(instances: ir.Table, *, n_signals: int) -> ir.Table:
+    """One row per instance: ``instance_id`` and the features of ``feature_names(n_signals)``.
+
+    ``instances``: rows of the ``instances`` table (one run). Ratios with a zero or null
+    denominator are null; ``signal_k`` is null where an instance has fewer than k signals.
+    """
+    t = instances
+    numbers = {
+        "level": t.level.cast("float64"),
+        "prompt_tokens": t.prompt_tokens.cast("float64"),
+        "log_prompt_tokens": (t.prompt_tokens.cast("float64") + 1.0).ln(),
+        "n_sentences": t.n_sentences.cast("float64"),
+        "tokens_per_sentence": _per(t.prompt_tokens, t.n_sentences),
+        "n_digits": t.n_digits.cast("float64"),
+        "digits_per_token": _per(t.n_digits, t.prompt_tokens),
+        "n_math_symbols": t.n_math_symbols.cast("float64"),
+        "math_symbols_per_token": _per(t.n_math_symbols, t.prompt_tokens),
+        "n_latex": t.n_latex.cast("float64"),
+        "latex_per_token": _per(t.n_latex, t.prompt_tokens),
+        "n_question_words": t.n_question_words.cast("float64"),
+        "question_words_per_sentence": _per(t.n_question_words, t.n_sentences),
+    }
+    for k in range(n_signals):
+        numbers[f"signal_{k + 1}"] = t.difficulty_signals[k].cast("float64")
+    if n_signals:
+        numbers["signal_mean"] = t.difficulty_signals.means().cast("float64")
+    numbers["probe_entropy"] = t.probe_entropy.cast("float64")
+    numbers["probe_agreement"] = t.probe_agreement.cast("float64")
+    return t.select(
+        "instance_id",
+        dataset=t.dataset.cast("string"),
+        subject=t.subject.cast("string"),
+        **numbers,
+    )
+
+
+def long_features(wide: pa.Table) -> pa.Table:
+    """The ``features`` table's rows from ``instance_features`` executed: one row per instance
+    and feature, numbers in ``value``, categories in ``category``."""
+    ids = wide.column("instance_id")
+    parts = []
+    for name in wide.column_names:
+        if name == "instance_id":
+            continue
+        column = wide.column(name)
+        categorical = name in CATEGORICAL
+        parts.append(
+            pa.table(
+                {
+                    "instance_id": ids,
+                    "feature": pa.array([name] * wide.num_rows, pa.string()),
+                    "value": pa.nulls(wide.num_rows, pa.float64())
+                    if categorical
+                    else column.cast(pa.float64()),
+                    "category": column.cast(pa.string())
+                    if categorical
+                    else pa.nulls(wide.num_rows, pa.string()),
+                }
+            )
+        )
+    return pa.concat_tables(parts)
+
+
+def catalog_table(n_signals: int) -> pa.Table:
+    """The ``feature_catalog`` rows: every feature's name, kind and meaning."""
+    infos = feature_infos(n_signals)
+    return pa.table(
+        {
+            "feature": [i.name for i in infos],
+            "position": pa.array(range(len(infos)), pa.int32()),
+            "kind": [i.kind for i in infos],
+            "description": [i.description for i in infos],
+        }
+    )
+
+
+def to_frame(wide: pa.Table, names: list[str]):
+    """A pandas frame of the named features as CatBoost takes them: categories as strings
+    (null -> MISSING_CATEGORY), numbers as float64 (null -> NaN)."""
+    columns = {}
+    for name in names:
+        column = wide.column(name)
+        if name in CATEGORICAL:
+            columns[name] = pc.fill_null(column.cast(pa.string()), MISSING_CATEGORY).to_numpy(
+                zero_copy_only=False
+            )
+        else:
+            columns[name] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return pd.DataFrame(columns)
+
+
+def numeric_column(wide: pa.Table, name: str) -> np.ndarray:
+    """One numeric feature as float64 with NaN for null."""
+    return wide.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+__all__ = [
+    "CATEGORICAL",
+    "FeatureInfo",
+    "catalog_table",
+    "feature_infos",
+    "feature_names",
+    "instance_features",
+    "long_features",
+    "signal_count",
+    "to_frame",
+]

@@ -1,0 +1,703 @@
+"""Importers: a user's own evaluation logs into the tables the simulator fills (``instances``,
+``samples``), so that outcomes and every later stage run on real data unchanged.
+
+A dataset is declared in the study file (``toolkit.config.DatasetSpec``) with a ``source``, a
+file ``path`` and ``format``, and a ``columns`` table naming the file's column for each role.
+Files are read by DuckDB: ``csv`` (a header row, every value read as text and then checked),
+``jsonl`` (one JSON object per line), ``parquet``, or ``json_columns`` (one JSON object whose
+keys hold parallel arrays, one entry per row: the MATH-500 counts file).
+
+``source = "samples"``: one row per sampled answer.
+    ``id`` (the instance), the model (``columns.model``, or ``model`` for the whole file),
+    optional ``sample`` (a whole number, unique per instance and model; numbered in file order
+    when absent), ``correct`` (a flag) or ``reference`` (correct when the answer, as text with
+    surrounding whitespace trimmed, equals it), optional ``answer`` (any value, compared as
+    text; coded per instance as the dense rank of the distinct answers, from 0, into
+    ``samples.answer``; a missing answer agrees with nothing), optional ``tokens`` (output
+    tokens) or ``response`` (the output text; tokens counted from it), optional ``text`` (the
+    question).
+``source = "counts"``: one row per instance and model.
+    ``id``, the model as above, ``n`` (samples drawn) and ``n_correct`` (of them correct);
+    optional ``text``. A count may be an array of counts (e.g. one per session): it is summed.
+    Stored as ``n`` sample rows, the first ``n_correct`` correct, with null answers and tokens:
+    one outcomes path for every source, and exactly the (n, n_correct) that pass@b needs (the
+    MATH-500 file is 500 x 1,280 = 640k rows). Counts carry no answers and no tokens, so they
+    support pass@b (or b = 1) and budgets in samples.
+``source = "wide"``: one row per instance, one set of columns per model (routing logs).
+    ``id``, optional ``text``, and per declared model ``[datasets.models.<model>]`` with
+    ``correct`` and optionally ``response`` (tokens counted from it) or ``tokens``. Stored as one
+    sample per instance and model, so the actions are the models at b = 1 and, with
+    ``actions.cost = "usd"``, an action costs (prompt tokens x input price + response tokens x
+    output price) / 1e6 with the prices of its ``[[models]]`` entry (``toolkit.outcomes``).
+``[datasets.metadata]``: a file joined by id: ``id``, optional ``text`` (the question),
+    ``level`` (a whole number, or text ending in one: "Level 3") and ``subject``.
+
+The question text, from ``columns.text`` or ``metadata.columns.text``, becomes
+``instances.text`` and gives the text feature columns (``sql/features/text_features.sql``).
+Token counts are approximate BPE counts (``sql/features/approx_tokens.sql``): one per run of
+letters, one per group of up to three digits, one per other non-space character.
+
+Values: ids compare as text; whole numbers may be written as integers, integral floats or
+digit text; flags as booleans, 0/1 or true/false/t/f/yes/no/y/n text (any case). Instance ids
+are dense, numbered in the order ids first appear in a dataset's file, on across datasets.
+
+Every file is read and checked in a scratch in-memory DuckDB, apart from the study database:
+a missing column, a value of the wrong type, a missing value, an empty file, a repeated key, a
+negative count, ``n_correct > n``, an undeclared model, too few samples for the largest b or an
+id without metadata raises ``StudyError`` naming the file, the row and the column, before any
+row reaches the study's tables. (DuckDB is named here, outside ``toolkit.db``, because reading
+files with row-level checks is the engine's own work, not a query on the study database.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from toolkit.config import DatasetSpec, Study
+from toolkit.errors import StudyError
+from toolkit.resources import sql_text
+
+Kind = Literal["key", "text", "count", "flag", "level"]
+
+_READERS: dict[str, str] = {
+    "csv": "select * from read_csv($path, header = true, all_varchar = true)",
+    # sample_size = -1: types from every row, so a stray value is reported, not a read error
+    "jsonl": "select * from read_json($path, format = 'newline_delimited', sample_size = -1)",
+    "parquet": "select * from read_parquet($path)",
+    "json_columns": "select * from read_json($path, format = 'unstructured', sample_size = -1)",
+}
+_EXPECTED: dict[Kind, str] = {
+    "key": "an id (text or a number)",
+    "text": "text",
+    "count": "a whole number",
+    "flag": "a flag (true/false, 1/0)",
+    "level": "a level (a whole number, or text ending in one)",
+}
+_TRUE_TEXT = "('true', 't', '1', 'yes', 'y')"
+_FLAG_TEXT = "('true', 't', '1', 'yes', 'y', 'false', 'f', '0', 'no', 'n')"
+
+
+@dataclass(frozen=True)
+class ImportedDataset:
+    """One dataset's checked rows, ready to append (Arrow, without ``run_id``)."""
+
+    name: str
+    instances: pa.Table
+    samples: pa.Table
+
+
+@dataclass(frozen=True)
+class _Role:
+    """One role read from a file: its name in the checked table, the file's column (a key for
+    ``json_columns``), how to read it, and whether a missing value is an error."""
+
+    name: str
+    column: str
+    kind: Kind
+    required: bool
+    where: str
+    """The study-file key that named the column, for messages."""
+
+
+@dataclass(frozen=True)
+class _File:
+    path: Path
+    format: str
+    where: str
+
+    @property
+    def row(self) -> str:
+        return "entry" if self.format == "json_columns" else "row"
+
+
+def ingest(study: Study) -> list[ImportedDataset]:
+    """Read and check every imported dataset of a study; nothing is written anywhere.
+
+    Raises StudyError at the first problem, naming the file, row and column."""
+    _check_study(study)
+    con = duckdb.connect()
+    try:
+        con.execute(sql_text("features/approx_tokens.sql"))
+        datasets, first_id = [], 0
+        for index, spec in enumerate(study.datasets):
+            data = _import_dataset(con, study, index, spec, first_id)
+            datasets.append(data)
+            first_id += data.instances.num_rows
+        return datasets
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------------------------
+# What the study file asks of the data, checked before any file is read
+# --------------------------------------------------------------------------------------------
+def _check_study(study: Study) -> None:
+    """Cross-checks between the datasets and the models, actions and cost unit."""
+    sources = {spec.source for spec in study.datasets}
+    if "simulate" in sources and len(sources) > 1:
+        raise StudyError(
+            "datasets: a study either simulates its datasets or imports them; this one mixes "
+            f"both ({', '.join(sorted(sources))})"
+        )
+    if sources == {"simulate"}:
+        raise StudyError("datasets: nothing to import, every dataset is simulated")
+    declared = [model.name for model in study.models]
+    largest_b = max(study.actions.samples)
+    cost = study.actions.cost
+    for index, spec in enumerate(study.datasets):
+        where = f"datasets[{index}]"
+        columns = spec.columns
+        if spec.model is not None and spec.model not in declared:
+            raise StudyError(
+                f"{where}.model: {spec.model!r} is not declared in [[models]] "
+                f"(declared: {', '.join(declared)})"
+            )
+        if spec.source == "wide":
+            for model in spec.models:
+                if model not in declared:
+                    raise StudyError(
+                        f"{where}.models.{model}: not declared in [[models]] "
+                        f"(declared: {', '.join(declared)})"
+                    )
+            for model in declared:
+                if model not in spec.models:
+                    raise StudyError(
+                        f"{where}.models: no columns for model {model!r}, which [[models]] declares"
+                    )
+        has_answers = spec.source == "samples" and columns.answer is not None
+        if study.actions.aggregation == "majority" and largest_b > 1 and not has_answers:
+            raise StudyError(
+                f"{where}: a majority vote over b = {largest_b} samples needs their answers, "
+                f"and this {spec.source} source has none (declare columns.answer, or use "
+                'actions.aggregation = "pass")'
+            )
+        if cost != "samples" and not _has_tokens(spec):
+            hint = {
+                "samples": "declare columns.tokens or columns.response",
+                "counts": "counts carry no tokens",
+                "wide": "declare response or tokens for every model",
+            }[spec.source]
+            raise StudyError(f'{where}: actions.cost = "{cost}" needs output tokens ({hint})')
+        if cost == "usd" and _text_column(spec) is None:
+            raise StudyError(
+                f'{where}: actions.cost = "usd" needs the question text for its '
+                "input tokens (declare columns.text or metadata.columns.text)"
+            )
+
+
+def _has_tokens(spec: DatasetSpec) -> bool:
+    if spec.source == "samples":
+        return spec.columns.tokens is not None or spec.columns.response is not None
+    if spec.source == "wide":
+        return all(m.tokens is not None or m.response is not None for m in spec.models.values())
+    return False
+
+
+def _text_column(spec: DatasetSpec) -> str | None:
+    if spec.columns.text is not None:
+        return spec.columns.text
+    if spec.metadata is not None:
+        return spec.metadata.columns.text
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# One dataset
+# --------------------------------------------------------------------------------------------
+def _import_dataset(
+    con: duckdb.DuckDBPyConnection, study: Study, index: int, spec: DatasetSpec, first_id: int
+) -> ImportedDataset:
+    where = f"datasets[{index}]"
+    source = _File(Path(spec.path), spec.format, where)
+    roles = _source_roles(study, spec, where)
+    constants = {"model": spec.model} if spec.model is not None else {}
+    _load(con, source, roles, "checked", constants)
+
+    if spec.source != "samples" or spec.columns.sample is not None:
+        keys = {"samples": ["id", "model", "sample"], "counts": ["id", "model"], "wide": ["id"]}
+        _check_unique(con, source, "checked", keys[spec.source], roles)
+    if spec.source != "wide":
+        _check_models(con, source, study, roles)
+    if spec.source == "counts":
+        _check_at_most(con, source, roles)
+    if spec.source != "wide":
+        _check_coverage(con, source, study, spec)
+
+    if spec.metadata is not None:
+        metadata = _File(Path(spec.metadata.path), spec.metadata.format, f"{where}.metadata")
+        meta_roles = _metadata_roles(study, spec, metadata.where)
+        _load(con, metadata, meta_roles, "metadata", {})
+        _check_unique(con, metadata, "metadata", ["id"], meta_roles)
+        _check_joined(con, source, metadata, spec)
+
+    instances = _instances(con, spec, first_id)
+    return ImportedDataset(name=spec.name, instances=instances, samples=_samples(con, spec))
+
+
+def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
+    """The roles of the dataset's own file, as the study file maps them."""
+    needs_tokens = study.actions.cost != "samples"
+    needs_text = study.actions.cost == "usd"
+    columns = spec.columns
+    kinds: dict[str, tuple[Kind, bool]] = {
+        "id": ("key", True),
+        "model": ("key", True),
+        "sample": ("count", True),
+        "answer": ("text", False),
+        "correct": ("flag", True),
+        "reference": ("text", True),
+        "tokens": ("count", True),
+        "response": ("text", needs_tokens),
+        "n": ("count", True),
+        "n_correct": ("count", True),
+        "text": ("text", needs_text),
+    }
+    roles = [
+        _Role(name, column, *kinds[name], where=f"{where}.columns.{name}")
+        for name, column in columns
+        if column is not None
+    ]
+    if spec.source == "wide":
+        for k, (model, model_columns) in enumerate(spec.models.items()):
+            at = f"{where}.models.{model}"
+            roles.append(
+                _Role(f"correct_{k}", model_columns.correct, "flag", True, f"{at}.correct")
+            )
+            if model_columns.response is not None:
+                roles.append(
+                    _Role(
+                        f"response_{k}",
+                        model_columns.response,
+                        "text",
+                        needs_tokens,
+                        f"{at}.response",
+                    )
+                )
+            if model_columns.tokens is not None:
+                roles.append(
+                    _Role(f"tokens_{k}", model_columns.tokens, "count", True, f"{at}.tokens")
+                )
+    return roles
+
+
+def _metadata_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
+    kinds: dict[str, tuple[Kind, bool]] = {
+        "id": ("key", True),
+        "text": ("text", study.actions.cost == "usd"),
+        "level": ("level", False),
+        "subject": ("text", False),
+    }
+    return [
+        _Role(name, column, *kinds[name], where=f"{where}.columns.{name}")
+        for name, column in spec.metadata.columns
+        if column is not None
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and checking a file
+# --------------------------------------------------------------------------------------------
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    file: _File,
+    roles: list[_Role],
+    table: str,
+    constants: dict[str, str],
+) -> None:
+    """Read the file's columns for ``roles``, check every value, and store the converted values
+    as the temporary table ``table`` (one column per role, ``_row`` the 1-based row)."""
+    raw = _read_roles(con, file, roles)
+    for name, value in constants.items():
+        raw = raw.append_column(name, pa.array([value] * raw.num_rows, pa.string()))
+    con.register("_ingest_raw", raw)
+    try:
+        converted = []
+        for role in roles:
+            expression = _check_values(con, file, role, raw.schema.field(role.name).type)
+            converted.append(f"{expression} as {role.name}")
+        converted += list(constants)
+        con.execute(
+            f"create or replace temp table {table} as "
+            f"select _row, {', '.join(converted)} from _ingest_raw"
+        )
+    finally:
+        con.unregister("_ingest_raw")
+
+
+def _read_roles(con: duckdb.DuckDBPyConnection, file: _File, roles: list[_Role]) -> pa.Table:
+    """The file's columns named by ``roles``, renamed to the role names, plus ``_row``."""
+    if not file.path.is_file():
+        raise StudyError(f"{file.where}.path: no such file: {file.path}")
+    if file.path.stat().st_size == 0:
+        raise StudyError(f"{file.path}: the file is empty")
+    try:
+        relation = con.sql(_READERS[file.format], params={"path": str(file.path)})
+        table = relation.to_arrow_table()
+    except duckdb.Error as error:
+        reason = str(error).strip().splitlines()[0]
+        raise StudyError(f"{file.path}: cannot read it as {file.format}: {reason}") from None
+    # DuckDB gives a JSON key whose values mix types (3 and "x") the type JSON: JSON text
+    mixed = {
+        name
+        for name, kind in zip(relation.columns, relation.types, strict=True)
+        if str(kind) in ("JSON", "JSON[]")
+    }
+    if file.format == "json_columns":
+        table = _unpack_json_columns(file, table, roles)
+    for name in mixed & {role.column for role in roles}:
+        table = table.set_column(
+            table.schema.get_field_index(name), name, _unwrap_json(con, table.column(name))
+        )
+    for role in roles:
+        if role.column not in table.column_names:
+            raise StudyError(
+                f"{file.path}: no column {role.column!r} (named by {role.where}); "
+                f"it has: {', '.join(table.column_names)}"
+            )
+    if table.num_rows == 0:
+        raise StudyError(f"{file.path}: no rows")
+    out = pa.table({role.name: table.column(role.column) for role in roles})
+    return out.append_column("_row", pa.array(np.arange(1, out.num_rows + 1, dtype=np.int64)))
+
+
+def _unpack_json_columns(file: _File, document: pa.Table, roles: list[_Role]) -> pa.Table:
+    """One JSON object of parallel arrays -> one row per array entry."""
+    if document.num_rows != 1:
+        raise StudyError(
+            f"{file.path}: json_columns expects one JSON object of parallel "
+            f"arrays, found {document.num_rows} records"
+        )
+    arrays = {}
+    for role in roles:
+        if role.column not in document.column_names:
+            raise StudyError(
+                f"{file.path}: no key {role.column!r} (named by {role.where}); "
+                f"it has: {', '.join(document.column_names)}"
+            )
+        column = document.column(role.column).combine_chunks()
+        if not pa.types.is_list(column.type) or column.is_null().to_pylist()[0]:
+            raise StudyError(
+                f"{file.path}: key {role.column!r} (named by {role.where}) holds "
+                f"{column.type}, not an array with one entry per row"
+            )
+        arrays[role.column] = column.flatten()
+    lengths = {key: len(values) for key, values in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{key!r}: {length}" for key, length in lengths.items())
+        raise StudyError(f"{file.path}: the arrays differ in length ({shown})")
+    return pa.table(arrays)
+
+
+def _unwrap_json(con: duckdb.DuckDBPyConnection, values: pa.ChunkedArray) -> pa.Array:
+    """JSON text -> the value as text: "x" -> x, 3 -> 3, null -> null (arrays stay JSON)."""
+    con.register("_ingest_json", pa.table({"value": values}))
+    try:
+        return (
+            con.sql("select json_extract_string(value, '$') as value from _ingest_json")
+            .to_arrow_table()
+            .column("value")
+        )
+    finally:
+        con.unregister("_ingest_json")
+
+
+def _check_values(
+    con: duckdb.DuckDBPyConnection, file: _File, role: _Role, arrow_type: pa.DataType
+) -> str:
+    """Raise on the first missing, mistyped or negative value of a role; return the SQL
+    expression that converts the raw column to its stored type."""
+    valid, convert = _conversion(role.kind, arrow_type, role.name)
+    required = "true" if role.required else "false"
+    found = con.execute(
+        f"select _row, {role.name}::varchar, {role.name} is null from _ingest_raw "
+        f"where ({role.name} is null and {required}) "
+        f"or ({role.name} is not null and not ({valid})) order by _row limit 1"
+    ).fetchone()
+    at = f"{file.path}: {file.row} {found[0]}, column {role.column!r}" if found else ""
+    if found and found[2]:
+        raise StudyError(f"{at}: missing value (named by {role.where})")
+    if found:
+        raise StudyError(
+            f"{at}: expected {_EXPECTED[role.kind]}, got {found[1]!r} (named by {role.where})"
+        )
+    if role.kind == "count":
+        negative = f"list_min({role.name}) < 0" if _is_list(arrow_type) else f"{convert} < 0"
+        found = con.execute(
+            f"select _row, {role.name}::varchar from _ingest_raw where {negative} "
+            "order by _row limit 1"
+        ).fetchone()
+        if found:
+            raise StudyError(
+                f"{file.path}: {file.row} {found[0]}, column {role.column!r}: "
+                f"cannot be negative, got {found[1]} (named by {role.where})"
+            )
+    return convert
+
+
+def _is_list(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
+
+
+def _conversion(kind: Kind, arrow_type: pa.DataType, x: str) -> tuple[str, str]:
+    """(SQL test that a non-null raw value is valid, SQL conversion of a valid value)."""
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    is_text = pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+    is_whole = pa.types.is_integer(arrow_type)
+    is_number = is_whole or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)
+    if kind == "key":
+        scalar = is_text or is_number or pa.types.is_boolean(arrow_type)
+        return ("true", f"{x}::varchar") if scalar else ("false", "null")
+    if kind == "text":
+        return "true", f"{x}::varchar"
+    if kind == "flag":
+        if pa.types.is_boolean(arrow_type):
+            return "true", x
+        if is_number:
+            return f"{x} in (0, 1)", f"{x} = 1"
+        if is_text:
+            return f"lower(trim({x})) in {_FLAG_TEXT}", f"lower(trim({x})) in {_TRUE_TEXT}"
+        return "false", "null"
+    # count and level: whole numbers
+    if is_whole:
+        return "true", f"{x}::bigint"
+    if is_number:
+        return f"{x} = trunc({x})", f"{x}::bigint"
+    element = arrow_type.value_type if _is_list(arrow_type) else None
+    if (
+        kind == "count"
+        and element is not None
+        and (
+            pa.types.is_integer(element)
+            or pa.types.is_floating(element)
+            or pa.types.is_decimal(element)
+        )
+    ):
+        total = f"list_sum({x})"
+        return f"{total} is not null and {total} = trunc({total})", f"{total}::bigint"
+    if is_text and kind == "count":
+        return (
+            rf"regexp_full_match(trim({x}), '[+-]?[0-9]+(\.0*)?')",
+            rf"regexp_extract(trim({x}), '[+-]?[0-9]+')::bigint",
+        )
+    if is_text:  # a level: "3" or "Level 3"
+        return (
+            rf"regexp_matches({x}, '[0-9]+\s*$')",
+            rf"regexp_extract({x}, '([0-9]+)\s*$', 1)::bigint",
+        )
+    return "false", "null"
+
+
+def _describe_key(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], row: int) -> str:
+    values = con.execute(
+        f"select {', '.join(keys)} from {table} where _row = $row", {"row": row}
+    ).fetchone()
+    return ", ".join(f"{key} = {value!r}" for key, value in zip(keys, values, strict=True))
+
+
+def _check_unique(
+    con: duckdb.DuckDBPyConnection, file: _File, table: str, keys: list[str], roles: list[_Role]
+) -> None:
+    """No two rows share the key columns."""
+    found = con.execute(
+        f"select min(_row), list(_row order by _row)[2] from {table} group by {', '.join(keys)} "
+        "having count(*) > 1 order by 1 limit 1"
+    ).fetchone()
+    if found:
+        named = {role.name: role.column for role in roles}
+        columns = ", ".join(repr(named[key]) for key in keys if key in named)
+        raise StudyError(
+            f"{file.path}: {file.row}s {found[0]} and {found[1]} repeat the key "
+            f"{_describe_key(con, table, keys, found[0])} (columns {columns})"
+        )
+
+
+def _check_models(
+    con: duckdb.DuckDBPyConnection, file: _File, study: Study, roles: list[_Role]
+) -> None:
+    """Every model named in the file is declared in [[models]]."""
+    declared = [model.name for model in study.models]
+    found = con.execute(
+        "select _row, model from checked where not list_contains($declared, model) "
+        "order by _row limit 1",
+        {"declared": declared},
+    ).fetchone()
+    if found:
+        column = next(role.column for role in roles if role.name == "model")
+        raise StudyError(
+            f"{file.path}: {file.row} {found[0]}, column {column!r}: model {found[1]!r} is not "
+            f"declared in [[models]] (declared: {', '.join(declared)})"
+        )
+
+
+def _check_at_most(con: duckdb.DuckDBPyConnection, file: _File, roles: list[_Role]) -> None:
+    """n_correct <= n on every row."""
+    found = con.execute(
+        "select _row, n_correct, n from checked where n_correct > n order by _row limit 1"
+    ).fetchone()
+    if found:
+        named = {role.name: role.column for role in roles}
+        raise StudyError(
+            f"{file.path}: {file.row} {found[0]}: n_correct = {found[1]} (column "
+            f"{named['n_correct']!r}) exceeds n = {found[2]} (column {named['n']!r})"
+        )
+
+
+def _check_coverage(
+    con: duckdb.DuckDBPyConnection, file: _File, study: Study, spec: DatasetSpec
+) -> None:
+    """Every instance has at least max(b) samples from every declared model."""
+    largest_b = max(study.actions.samples)
+    per_row = "n" if spec.source == "counts" else "1"
+    found = con.execute(
+        f"""
+        with ids as (select id, min(_row) as first_row from checked group by id),
+        models as (select unnest($declared) as model),
+        stored as (select id, model, sum({per_row}) as n from checked group by id, model)
+        select ids.id, models.model, coalesce(stored.n, 0) as n
+        from ids cross join models left join stored using (id, model)
+        where coalesce(stored.n, 0) < $largest_b
+        order by ids.first_row, models.model limit 1
+        """,
+        {"declared": [model.name for model in study.models], "largest_b": largest_b},
+    ).fetchone()
+    if found:
+        raise StudyError(
+            f"{file.path}: id {found[0]!r} has {found[2]} sample(s) from model {found[1]!r}; "
+            f"actions.samples needs at least b = {largest_b} per instance and model"
+        )
+
+
+def _check_joined(
+    con: duckdb.DuckDBPyConnection, source: _File, metadata: _File, spec: DatasetSpec
+) -> None:
+    """Every id of the dataset has a metadata row."""
+    found = con.execute(
+        "select id, min(_row) from checked anti join metadata using (id) group by id "
+        "order by 2 limit 1"
+    ).fetchone()
+    if found:
+        raise StudyError(
+            f"{metadata.path}: no row with id {found[0]!r} (column "
+            f"{spec.metadata.columns.id!r}), which {source.path} has in {source.row} {found[1]}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Building the rows to append
+# --------------------------------------------------------------------------------------------
+def _instances(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, first_id: int) -> pa.Table:
+    """One row per distinct id, numbered in order of first appearance, with its metadata, its
+    question text (from the id's first row, or the metadata) and the text features
+    (``sql/features/text_features.sql``)."""
+    meta = spec.metadata.columns if spec.metadata is not None else None
+    level = "m.level" if meta is not None and meta.level else "null"
+    subject = "m.subject" if meta is not None and meta.subject else "null"
+    text, joins = "null", ""
+    if spec.columns.text is not None:
+        text = "q.text"
+        joins += " join (select id, arg_min(text, _row) as text from checked group by id) q"
+        joins += " using (id)"
+    if meta is not None:
+        text = "m.text" if meta.text else text
+        joins += " left join metadata m using (id)"
+    con.execute(
+        f"""
+        create or replace temp table instance_text as
+        with firsts as (
+            select id, min(_row) as first_row from checked group by id
+        ),
+        numbered as (
+            select id, $first_id + row_number() over (order by first_row) - 1 as instance_id
+            from firsts
+        )
+        select n.instance_id, n.id as source_id, {level}::smallint as level,
+            {subject}::varchar as subject, {text}::varchar as text
+        from numbered n{joins}
+        """,
+        {"first_id": first_id},
+    )
+    con.execute(
+        "create or replace temp view text_features as\n" + sql_text("features/text_features.sql")
+    )
+    return con.sql(
+        """
+        select i.instance_id::bigint as instance_id, $dataset as dataset, i.source_id,
+            i.level, i.subject, i.text, f.* exclude (instance_id)
+        from instance_text i join text_features f using (instance_id)
+        order by i.instance_id
+        """,
+        params={"dataset": spec.name},
+    ).to_arrow_table()
+
+
+def _samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:
+    """The sample rows of the checked file (see the module docstring for each source)."""
+    ids = "join instance_text i on i.source_id = c.id"
+    order = "order by instance_id, model, sample_idx"
+    if spec.source == "counts":
+        query = f"""
+            select instance_id, model, sample_idx::integer as sample_idx,
+                null::integer as answer, sample_idx < n_correct as correct,
+                null::integer as tokens
+            from (
+                select i.instance_id, c.model, c.n_correct, unnest(range(c.n)) as sample_idx
+                from checked c {ids}
+            ) {order}"""
+        return con.sql(query).to_arrow_table()
+    if spec.source == "wide":
+        parts, params = [], {}
+        for k, (model, model_columns) in enumerate(spec.models.items()):
+            params[f"model_{k}"] = model
+            tokens = (
+                f"approx_tokens(c.response_{k})"
+                if model_columns.response is not None
+                else f"c.tokens_{k}"
+                if model_columns.tokens is not None
+                else "null"
+            )
+            parts.append(
+                f"select i.instance_id, $model_{k} as model, 0 as sample_idx, "
+                f"null as answer, c.correct_{k} as correct, {tokens} as tokens "
+                f"from checked c {ids}"
+            )
+        query = f"""
+            select instance_id, model::varchar as model, sample_idx::integer as sample_idx,
+                answer::integer as answer, correct, tokens::integer as tokens
+            from ({" union all ".join(parts)}) {order}"""
+        return con.sql(query, params=params).to_arrow_table()
+    columns = spec.columns
+    sample = (
+        "c.sample"
+        if columns.sample is not None
+        else "row_number() over (partition by c.id, c.model order by c._row) - 1"
+    )
+    answer = (
+        "case when c.answer is not null then dense_rank() over "
+        "(partition by c.id, c.answer is null order by c.answer) - 1 end"
+        if columns.answer is not None
+        else "null"
+    )
+    correct = (
+        "c.correct"
+        if columns.correct is not None
+        else "coalesce(trim(c.answer) = trim(c.reference), false)"
+    )
+    tokens = (
+        "c.tokens"
+        if columns.tokens is not None
+        else "approx_tokens(c.response)"
+        if columns.response is not None
+        else "null"
+    )
+    query = f"""
+        select i.instance_id, c.model, ({sample})::integer as sample_idx,
+            ({answer})::integer as answer, {correct} as correct, ({tokens})::integer as tokens
+        from checked c {ids} {order}"""
+    return con.sql(query).to_arrow_table()
