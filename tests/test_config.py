@@ -92,3 +92,11 @@ def test_validate_command_prints_resolved_config(tmp_path):
     done = run_cli("validate", str(default_study_path()), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert '"samples_per_instance": 48' in done.stdout
+
+
+def test_repeated_budgets_are_refused():
+    data = tomllib.loads(DEFAULT.replace("values = [2.0, 3.0,", "values = [2.0, 2.0,"))
+    from toolkit.config import parse_study
+
+    with pytest.raises(StudyError, match="budgets: values has repeated budgets"):
+        parse_study(data, "dup.toml")

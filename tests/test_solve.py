@@ -38,11 +38,6 @@ from toolkit.solve import (
     write_allocations,
 )
 
-# ibis 12 streams DuckDB results with the deprecated fetch_record_batch(); harmless until ibis
-# moves (as fetch_arrow_table() in pyproject.toml)
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:fetch_record_batch\\(\\) is deprecated:DeprecationWarning"
-)
 PROPERTY = settings(
     max_examples=40,
     deadline=None,

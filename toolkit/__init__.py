@@ -3,25 +3,43 @@
 The public verbs, in the order data flows through them::
 
     study = load_study("study.toml")
-    result = run_study(study, "out/")        # simulate -> outcomes -> solve -> learn -> evaluate
+    result = run_study(study, "out/")   # simulate | ingest -> outcomes -> solve -> learn
+                                        #   -> evaluate -> report, in one transaction
+
+Each stage is also a verb of its own: ``simulate`` and ``ingest`` (Arrow tables),
+``estimate_outcomes``, ``solve_budget`` / ``solve_budgets`` (Ibis, any backend), ``learn``,
+``evaluate`` and ``write_report``.
 """
 
 from toolkit.config import Study, default_study_path, load_study, parse_study
 from toolkit.errors import StudyError
+from toolkit.evaluate import evaluate
+from toolkit.ingest import ingest
+from toolkit.learn import learn
 from toolkit.outcomes import answer_profiles, estimate_outcomes, majority_vote_accuracy
 from toolkit.pipeline import RunResult, run_study
+from toolkit.report import write_report
 from toolkit.simulate import simulate
+from toolkit.solve import Allocation, oracle_actions, solve_budget, solve_budgets
 
 __all__ = [
+    "Allocation",
     "RunResult",
     "Study",
     "StudyError",
     "answer_profiles",
     "default_study_path",
     "estimate_outcomes",
+    "evaluate",
+    "ingest",
+    "learn",
     "load_study",
     "majority_vote_accuracy",
+    "oracle_actions",
     "parse_study",
     "run_study",
     "simulate",
+    "solve_budget",
+    "solve_budgets",
+    "write_report",
 ]

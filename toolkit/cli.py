@@ -135,6 +135,28 @@ def bench_simulate(
     print_table(run_bench(tuple(instances or (100_000, 1_000_000))))
 
 
+@bench_app.command("solve")
+def bench_solve(
+    instances: Annotated[
+        list[int] | None, typer.Option("--instances", "-n", help="Instance counts to time.")
+    ] = None,
+) -> None:
+    """Solve stage: DuckDB bisection and the 50-budget hull sweep vs a numpy bisection."""
+    from toolkit.bench import print_table
+    from toolkit.bench.solve import run as run_bench
+
+    print_table(run_bench(tuple(instances or (100_000, 1_000_000))))
+
+
+@bench_app.command("study")
+def bench_study() -> None:
+    """Seconds per stage of the whole default study."""
+    from toolkit.bench import print_table
+    from toolkit.bench.study import run as run_bench
+
+    print_table(run_bench())
+
+
 def main() -> None:
     """Entry point: user errors exit 2 with the message, without a traceback."""
     try:
@@ -144,10 +166,6 @@ def main() -> None:
         sys.exit(2)
     except typer.Abort:
         sys.exit(1)
-    except Exception as error:  # click's own usage errors
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise
+    except typer.TyperException as error:  # usage errors: unknown option, missing argument
+        error.show()
+        sys.exit(error.exit_code)

@@ -372,6 +372,12 @@ class BudgetSpec(_Section):
         8.0,
     ]
 
+    @model_validator(mode="after")
+    def _distinct(self) -> BudgetSpec:
+        if len(set(self.values)) != len(self.values):
+            raise ValueError(f"values has repeated budgets: {self.values}")
+        return self
+
 
 class PolicySpec(_Section):
     """``[policies]``: which allocation policies to compare at every budget."""
