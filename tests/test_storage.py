@@ -93,3 +93,35 @@ def to_toml(data: dict) -> str:
             lines.append(f"[{section}]")
             lines += [f"{k} = {value(v)}" for k, v in body.items() if v is not None]
     return "\n".join(lines) + "\n"
+
+
+def _snapshot(path):
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = [t for (t,) in con.execute("select table_name from duckdb_tables()").fetchall()]
+        return {
+            t: con.execute(f"select count(*), hash(list(t order by all)) from {t} t").fetchone()
+            for t in tables
+        }
+
+
+def test_a_run_failing_midway_leaves_nothing_behind(small_study, tmp_path):
+    import pytest
+
+    from toolkit.errors import StudyError
+
+    run_study(small_study, tmp_path, stages=("simulate", "outcomes"))
+    before = _snapshot(tmp_path / "study.duckdb")
+    # an infeasible budget fails in the solve stage, after samples and outcomes were written
+    bad = small_study.model_copy(
+        update={
+            "study": small_study.study.model_copy(update={"seed": 5}),
+            "budgets": small_study.budgets.model_copy(update={"values": [0.5]}),
+        }
+    )
+    with pytest.raises(StudyError, match="budget 0.5 is infeasible"):
+        run_study(bad, tmp_path)
+    assert _snapshot(tmp_path / "study.duckdb") == before
+    # into a new folder: no database file is left at all
+    with pytest.raises(StudyError):
+        run_study(bad, tmp_path / "fresh")
+    assert not (tmp_path / "fresh" / "study.duckdb").exists()
