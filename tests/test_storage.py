@@ -125,3 +125,35 @@ def test_a_run_failing_midway_leaves_nothing_behind(small_study, tmp_path):
     with pytest.raises(StudyError):
         run_study(bad, tmp_path / "fresh")
     assert not (tmp_path / "fresh" / "study.duckdb").exists()
+
+
+def _digest_all(path):
+    """Every table's rows, less the columns that record when or how long (not what)."""
+    volatile = {"created_at", "versions", "fit_seconds"}
+    with duckdb.connect(str(path), read_only=True) as con:
+        out = {}
+        for (table,) in con.execute("select table_name from duckdb_tables()").fetchall():
+            columns = [
+                name
+                for (name,) in con.execute(
+                    "select column_name from information_schema.columns where table_name = ? "
+                    "order by ordinal_position",
+                    [table],
+                ).fetchall()
+                if name not in volatile
+            ]
+            out[table] = con.execute(
+                f"select {', '.join(columns)} from {table} order by all"
+            ).fetchall()
+        return out
+
+
+def test_the_whole_pipeline_is_deterministic(small_study, tmp_path):
+    study = small_study.model_copy(
+        update={"learn": small_study.learn.model_copy(update={"iterations": 30, "seeds": [0]})}
+    )
+    first = run_study(study, tmp_path / "a")
+    second = run_study(study, tmp_path / "b")
+    digests = _digest_all(first.database)
+    assert digests == _digest_all(second.database)
+    assert digests["policy_models"] and digests["evaluations"]

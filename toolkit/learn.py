@@ -267,9 +267,15 @@ class LearnedPolicy:
         return priced_weights(self.scores(probabilities), self.action_cost, chosen)
 
     def model_bytes(self) -> bytes | None:
-        """The model in CatBoost's binary format (a .cbm file's content)."""
+        """The model in CatBoost's binary format (a .cbm file's content).
+
+        CatBoost stamps every model with a random guid and its finish time; both are blanked
+        so that the same inputs and seed store the same bytes."""
         if self.model is None:
             return None
+        metadata = self.model.get_metadata()
+        metadata["model_guid"] = ""
+        metadata["train_finish_time"] = ""
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "model.cbm")
             self.model.save_model(path, format="cbm")
