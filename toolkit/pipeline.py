@@ -199,7 +199,8 @@ def run_study(
             if "evaluate" in stages:
                 evaluate_into(backend, study, run_id, result, progress)
     if "report" in stages:
-        # from the committed database, opened read-only like any reader
+        # from the committed, closed database, opened read-only like any reader; the run has
+        # landed, so a failing report does not remove it
         with _timed(result, "report", progress):
             result.report = write_report(path, path.with_name("report.html"), result.run_id)
     return result
