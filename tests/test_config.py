@@ -100,3 +100,13 @@ def test_repeated_budgets_are_refused():
 
     with pytest.raises(StudyError, match="budgets: values has repeated budgets"):
         parse_study(data, "dup.toml")
+
+
+def test_pass_at_b_above_the_stored_samples_is_refused_in_simulation():
+    text = DEFAULT.replace('aggregation = "majority"', 'aggregation = "pass"').replace(
+        "samples = [1, 2, 4, 8, 16]", "samples = [1, 2, 4, 8, 64]"
+    )
+    from toolkit.config import parse_study
+
+    with pytest.raises(StudyError, match="b = 64 exceeds estimation.samples_per_instance = 48"):
+        parse_study(tomllib.loads(text), "pass.toml")

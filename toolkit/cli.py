@@ -54,7 +54,7 @@ def _summarise(result) -> None:
 
 @app.command()
 def run(study: StudyArg = None, out: OutOpt = Path("out")) -> None:
-    """Run the whole study (every stage built so far) into OUT/study.duckdb."""
+    """Run the whole study into OUT/study.duckdb and write OUT/report.html."""
     from toolkit.pipeline import run_study
 
     _summarise(run_study(_load(study), out, progress=_progress))

@@ -430,7 +430,9 @@ class Study(_Section):
                         )
         largest = max(self.actions.samples)
         stored = self.estimation.samples_per_instance
-        if self.actions.aggregation == "majority" and largest > stored:
+        simulated = all(d.source == "simulate" for d in self.datasets)
+        # pass@b also needs b stored samples: with fewer, every b-subset would count as solved
+        if (self.actions.aggregation == "majority" or simulated) and largest > stored:
             raise ValueError(
                 f"actions.samples: b = {largest} exceeds estimation.samples_per_instance = {stored}"
             )
