@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from toolkit.config import Study, default_study_path, load_study
+from toolkit.config import Study, default_study_path, load_study, with_engine
 from toolkit.errors import StudyError
 
 app = typer.Typer(
@@ -31,8 +31,19 @@ StudyArg = Annotated[
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder for study.duckdb.")]
 
 
-def _load(path: Path | None) -> Study:
-    return load_study(path if path is not None else default_study_path())
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Where the core queries run: 'duckdb' or 'pyspark://MASTER' (e.g. "
+        "pyspark://local[2]); overrides the study's [engine] url.",
+    ),
+]
+
+
+def _load(path: Path | None, engine: str | None = None) -> Study:
+    study = load_study(path if path is not None else default_study_path())
+    return study if engine is None else with_engine(study, engine)
 
 
 @contextlib.contextmanager
@@ -53,19 +64,21 @@ def _summarise(result) -> None:
 
 
 @app.command()
-def run(study: StudyArg = None, out: OutOpt = Path("out")) -> None:
+def run(study: StudyArg = None, out: OutOpt = Path("out"), engine: EngineOpt = None) -> None:
     """Run the whole study into OUT/study.duckdb and write OUT/report.html."""
     from toolkit.pipeline import run_study
 
-    _summarise(run_study(_load(study), out, progress=_progress))
+    _summarise(run_study(_load(study, engine), out, progress=_progress))
 
 
 @app.command()
-def simulate(study: StudyArg = None, out: OutOpt = Path("out")) -> None:
+def simulate(study: StudyArg = None, out: OutOpt = Path("out"), engine: EngineOpt = None) -> None:
     """Simulate a study's samples and estimate its outcomes, nothing further."""
     from toolkit.pipeline import run_study
 
-    _summarise(run_study(_load(study), out, stages=("simulate", "outcomes"), progress=_progress))
+    _summarise(
+        run_study(_load(study, engine), out, stages=("simulate", "outcomes"), progress=_progress)
+    )
 
 
 @app.command()
@@ -155,6 +168,47 @@ def bench_study() -> None:
     from toolkit.bench.study import run as run_bench
 
     print_table(run_bench())
+
+
+@bench_app.command("scale")
+def bench_scale(
+    instances: Annotated[
+        list[str] | None,
+        typer.Option("--instances", "-n", help="Instance counts, e.g. 1e5 (repeat; 1e5 1e6)."),
+    ] = None,
+    engine: Annotated[
+        list[str] | None,
+        typer.Option("--engine", help="duckdb | pyspark://local[2] (repeat; duckdb)."),
+    ] = None,
+    actions: Annotated[
+        int, typer.Option("--actions", "-k", help="K = 5 (b 1..16 doubling) or 8.")
+    ] = 8,
+    memory_limit: Annotated[
+        str, typer.Option("--memory-limit", help="DuckDB's memory limit; it spills beyond.")
+    ] = "4GB",
+    stages: Annotated[
+        str, typer.Option("--stages", help="Comma-separated stages (all but report).")
+    ] = "simulate,outcomes,solve,learn,evaluate",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for the runs (a temp folder).")
+    ] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep each run's folder.")] = False,
+) -> None:
+    """The pipeline at N instances: seconds, peak memory and spill per stage, growth with N."""
+    from toolkit.bench import print_table
+    from toolkit.bench.scale import DEFAULT_SIZES, header, parse_size
+    from toolkit.bench.scale import run as run_bench
+
+    try:
+        sizes = tuple(parse_size(text) for text in instances or ()) or DEFAULT_SIZES
+    except ValueError as error:
+        raise StudyError(str(error)) from None
+    engines = tuple(engine or ("duckdb",))
+    typer.echo(header(engines, actions, memory_limit))
+    stage_list = tuple(s.strip() for s in stages.split(",") if s.strip())
+    print_table(
+        run_bench(sizes, engines, actions, memory_limit, stage_list, out, keep, log=sys.stderr)
+    )
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -395,6 +396,39 @@ class LearnSpec(_Section):
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
     thread_count: Annotated[int, Field(ge=1, le=64)] = 2
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0, 1, 2]
+    max_train_rows: PositiveInt = 200_000
+    """At most this many training instances are pulled from the engine for CatBoost (a seeded
+    sample beyond it), so learning stays bounded in memory at any N."""
+
+
+class EngineSpec(_Section):
+    """``[engine]``: where the core queries run (``toolkit.db``). Results do not depend on it,
+    so it is not part of the config hash: the same study on another engine replaces its run."""
+
+    url: str = "duckdb"
+    """``duckdb`` (the study's DuckDB file) or ``pyspark://MASTER``, e.g. ``pyspark://local[2]``
+    or ``pyspark://spark://host:7077``."""
+    memory_limit: str | None = None
+    """DuckDB's memory limit, e.g. ``"4GB"``; beyond it DuckDB spills to ``study.duckdb.tmp/``."""
+    spark_config: dict[str, str] = {}
+    """Spark settings for the session the toolkit starts, e.g. ``spark.driver.memory``."""
+
+    @field_validator("url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        from toolkit.db import parse_engine_url
+
+        parse_engine_url(value)
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", value
+        ):
+            raise ValueError(f"expected a size such as '4GB' or '512MiB', got {value!r}")
+        return value
 
 
 class Study(_Section):
@@ -410,6 +444,7 @@ class Study(_Section):
     budgets: BudgetSpec = BudgetSpec()
     policies: PolicySpec = PolicySpec()
     learn: LearnSpec = LearnSpec()
+    engine: EngineSpec = EngineSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> Study:
@@ -440,8 +475,17 @@ class Study(_Section):
 
     def config_hash(self) -> str:
         """A short, stable hash of the validated config (field order and defaults resolved)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        canonical = json.dumps(self.model_dump(mode="json", exclude={"engine"}), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def with_engine(study: Study, url: str) -> Study:
+    """``study`` with its ``[engine] url`` replaced (checked like the study file's)."""
+    try:
+        engine = EngineSpec.model_validate({**study.engine.model_dump(), "url": url})
+    except ValidationError as error:
+        raise StudyError(f"--engine: {error.errors()[0]['msg']}") from None
+    return study.model_copy(update={"engine": engine})
 
 
 def _format_location(loc: tuple[str | int, ...]) -> str:

@@ -1,8 +1,20 @@
 """The only module that names an engine.
 
-``connect(url)`` returns an Ibis backend: a DuckDB file by default. Everything else in the
-toolkit builds Ibis expressions and hands them to the backend it was given; the few engine
-operations Ibis does not cover (DDL from ``sql/``, transactions, bulk Arrow appends) are here.
+A study's record is always a DuckDB file (``connect``): reports, ``stl sql`` and BI tools read
+it. The core queries (outcome estimation, the oracle and its bisection, features, the
+evaluation's reads) run on the study's *engine* (``open_engine``):
+
+- ``duckdb`` (the default): the record itself, one file, with an optional memory limit beyond
+  which DuckDB spills to disk;
+- ``pyspark://MASTER`` (``pyspark://local[2]`` here, ``pyspark://spark://host:7077`` on a
+  cluster): a Spark session through Ibis. Every table a run appends lands in the DuckDB record
+  as before (the samples excepted: they stay on the engine) and is also staged as Parquet
+  under ``<out>/spark/run-<id>/<table>/`` and registered as a Spark view of the same name, so
+  the same Ibis expressions run there.
+
+Everything else in the toolkit builds Ibis expressions and hands them to the ``Engine`` (or
+plain Ibis backend) it was given; the few operations Ibis does not cover (DDL from ``sql/``,
+transactions, bulk Arrow appends, temporary tables) are here.
 """
 
 from __future__ import annotations
@@ -10,12 +22,17 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import shutil
+import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from toolkit.errors import StudyError
 from toolkit.resources import sql_dir
@@ -23,11 +40,27 @@ from toolkit.resources import sql_dir
 FIRST_TABLE = "runs"
 
 
-def connect(url: str | Path, read_only: bool = False) -> ibis.BaseBackend:
+ENGINE_ONLY_TABLES = frozenset({"samples"})
+"""Tables a separate engine keeps to itself: the record gets everything else."""
+
+SPARK_DEFAULTS = {
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.enabled": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "4g",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+"""Spark settings for a session the toolkit starts (``engine.spark_config`` overrides them)."""
+
+
+def connect(
+    url: str | Path, read_only: bool = False, memory_limit: str | None = None
+) -> ibis.BaseBackend:
     """Connect to a study database.
 
     ``url`` is a path to a DuckDB file (created if missing), ``duckdb:///path``, or
-    ``:memory:``.
+    ``:memory:``. With ``memory_limit`` (e.g. ``"4GB"``) DuckDB spills to a temporary
+    directory beside the file rather than use more.
     """
     text = str(url)
     if text.startswith("duckdb://"):
@@ -35,16 +68,202 @@ def connect(url: str | Path, read_only: bool = False) -> ibis.BaseBackend:
         text = text.removeprefix("duckdb://") or ":memory:"
     elif "://" in text:
         raise StudyError(f"unsupported database URL {url!r}: use a DuckDB file path")
-    return ibis.duckdb.connect(text, read_only=read_only)
+    backend = ibis.duckdb.connect(text, read_only=read_only)
+    if memory_limit is not None:
+        spill = Path(text).with_name(Path(text).name + ".tmp") if text != ":memory:" else None
+        con = raw(backend)
+        con.execute(f"set memory_limit = '{memory_limit}'")
+        if spill is not None:
+            con.execute(f"set temp_directory = '{spill}'")
+        con.execute("set preserve_insertion_order = false")
+    return backend
 
 
-def engine_name(backend: ibis.BaseBackend) -> str:
+@dataclass(frozen=True)
+class EngineURL:
+    """A parsed engine setting: ``duckdb`` or ``pyspark://MASTER``."""
+
+    kind: str
+    master: str | None = None
+
+    @property
+    def separate(self) -> bool:
+        """Whether the core queries run outside the DuckDB record."""
+        return self.kind != "duckdb"
+
+
+def parse_engine_url(url: str) -> EngineURL:
+    """``duckdb`` (or ``duckdb://``) or ``pyspark://MASTER`` (``pyspark://`` is local[2])."""
+    text = url.strip()
+    if text in ("duckdb", "duckdb://"):
+        return EngineURL("duckdb")
+    if text.startswith("pyspark://") or text == "pyspark":
+        master = text.removeprefix("pyspark").removeprefix("://") or "local[2]"
+        return EngineURL("pyspark", master)
+    raise ValueError(
+        f"unknown engine {url!r}: use 'duckdb' or 'pyspark://MASTER' "
+        "(e.g. pyspark://local[2], pyspark://spark://host:7077)"
+    )
+
+
+def _spark_session(master: str, config: dict[str, str], warehouse: Path):
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as error:
+        raise StudyError(
+            "engine pyspark: pyspark is not installed; install the extra with "
+            '`pip install -e ".[spark]"` (and a Java 17 runtime)'
+        ) from error
+    builder = SparkSession.builder.master(master).appName("stl-toolkit")
+    settings = {**SPARK_DEFAULTS, "spark.sql.warehouse.dir": str(warehouse), **config}
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+@dataclass
+class Engine:
+    """The study's record (a DuckDB backend) and the backend its core queries run on.
+
+    With DuckDB both are the same backend. Stage code calls ``table``, ``to_pyarrow``,
+    ``to_pyarrow_batches`` and ``append`` (through the module functions) and never needs to
+    know which engine it has.
+    """
+
+    store: ibis.BaseBackend
+    compute: ibis.BaseBackend
+    staging: Path | None = None
+    _views: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.compute.name
+
+    @property
+    def separate(self) -> bool:
+        return self.compute is not self.store
+
+    def table(self, name: str) -> ir.Table:
+        """A table on the engine (staged by this run) or, failing that, in the record."""
+        if not self.separate or name in self._views:
+            return self.compute.table(name)
+        return self.store.table(name)
+
+    def to_pyarrow(self, expr: ir.Expr, **kwargs):
+        return _backend_of(self, expr).to_pyarrow(expr, **kwargs)
+
+    def to_pyarrow_batches(self, expr: ir.Expr, **kwargs):
+        return _backend_of(self, expr).to_pyarrow_batches(expr, **kwargs)
+
+    def stage(
+        self,
+        name: str,
+        data: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch],
+        schema: pa.Schema | None = None,
+    ) -> int:
+        """Write ``data`` as Parquet parts of the engine-side table ``name`` and (re)register
+        its view. Returns the rows written."""
+        assert self.staging is not None
+        folder = self.staging / name
+        folder.mkdir(parents=True, exist_ok=True)
+        batches = [data] if isinstance(data, pa.Table | pa.RecordBatch) else data
+        written = 0
+        for batch in batches:
+            table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+            if schema is not None:
+                table = _conform(table, schema)
+            pq.write_table(table, folder / f"part-{len(list(folder.iterdir())):06d}.parquet")
+            written += table.num_rows
+        if written or name not in self._views:
+            self.compute.read_parquet(str(folder), table_name=name)
+            self._views[name] = folder
+        return written
+
+    def release(self) -> None:
+        """Drop this run's views from a separate engine (its session stays up for the next
+        run in this process; it ends with the process)."""
+        if self.separate:
+            for name in list(self._views):
+                self.compute._session.catalog.dropTempView(name)
+            self._views.clear()
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns and types (missing ones null)."""
+    columns = []
+    for target in schema:
+        if target.name in table.column_names:
+            columns.append(table.column(target.name).cast(target.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, target.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _backend_of(engine: Engine, expr: ir.Expr) -> ibis.BaseBackend:
+    backend = expr._find_backend(use_default=False)
+    return engine.compute if backend is engine.compute else engine.store
+
+
+def as_engine(backend: ibis.BaseBackend | Engine) -> Engine:
+    """An Engine for a plain Ibis backend (it is both record and engine)."""
+    return backend if isinstance(backend, Engine) else Engine(store=backend, compute=backend)
+
+
+def open_engine(
+    store: ibis.BaseBackend,
+    url: str = "duckdb",
+    *,
+    staging: Path | None = None,
+    spark_config: dict[str, str] | None = None,
+) -> Engine:
+    """The engine a run's core queries use; ``store`` is the run's DuckDB record.
+
+    A separate engine stages tables under ``staging`` (required for it)."""
+    parsed = parse_engine_url(url)
+    if not parsed.separate:
+        return Engine(store=store, compute=store)
+    if staging is None:
+        raise ValueError("a separate engine needs a staging folder")
+    staging.mkdir(parents=True, exist_ok=True)
+    session = _spark_session(parsed.master, spark_config or {}, staging.parent / "warehouse")
+    return Engine(store=store, compute=ibis.pyspark.connect(session), staging=staging)
+
+
+def remove_staging(staging: Path | None) -> None:
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temporary_table(backend: ibis.BaseBackend | Engine, data: pa.Table) -> Iterator[ir.Table]:
+    """``data`` as a temporary table on the engine, dropped on exit."""
+    engine = as_engine(backend)
+    name = f"_toolkit_tmp_{uuid.uuid4().hex}"
+    if not engine.separate:
+        table = engine.compute.create_table(name, data, temp=True)
+        try:
+            yield table
+        finally:
+            engine.compute.drop_table(name, force=True)
+        return
+    engine.stage(name, data)
+    try:
+        yield engine.compute.table(name)
+    finally:
+        engine.compute._session.catalog.dropTempView(name)
+        engine._views.pop(name, None)
+        shutil.rmtree(engine.staging / name, ignore_errors=True)
+
+
+def engine_name(backend: ibis.BaseBackend | Engine) -> str:
     return backend.name
 
 
-def raw(backend: ibis.BaseBackend):
-    """The DuckDB connection under an Ibis DuckDB backend."""
-    return backend.con
+def raw(backend: ibis.BaseBackend | Engine):
+    """The DuckDB connection under an Ibis DuckDB backend (an Engine's record)."""
+    return as_engine(backend).store.con
 
 
 def table_files() -> list[Path]:
@@ -82,17 +301,42 @@ def transaction(backend: ibis.BaseBackend) -> Iterator[None]:
 
 
 def append(
-    backend: ibis.BaseBackend,
+    backend: ibis.BaseBackend | Engine,
     table: str,
     data: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch],
     run_id: int,
 ) -> int:
     """Append Arrow data to ``table`` in bulk, matching columns by name, with ``run_id`` added.
 
-    Returns the number of rows written.
+    On a separate engine the data is also staged there (and only there for
+    ``ENGINE_ONLY_TABLES``). Returns the number of rows written.
     """
-    con = raw(backend)
+    engine = as_engine(backend)
     batches = [data] if isinstance(data, pa.Table | pa.RecordBatch) else data
+    if not engine.separate:
+        return _insert(engine.store, table, batches, run_id)
+    schema = engine.store.table(table).schema().to_pyarrow()
+    keep = table not in ENGINE_ONLY_TABLES
+    written = 0
+    for batch in batches:
+        with_run = _with_run_id(batch, run_id)
+        written += engine.stage(table, with_run, schema)
+        if keep:
+            _insert(engine.store, table, [batch], run_id)
+    if written == 0:  # an empty table is still a table on the engine
+        engine.stage(table, schema.empty_table())
+    return written
+
+
+def _with_run_id(batch: pa.Table | pa.RecordBatch, run_id: int) -> pa.Table:
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    if "run_id" in table.column_names:
+        table = table.drop_columns(["run_id"])
+    return table.add_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.int32()))
+
+
+def _insert(store: ibis.BaseBackend, table: str, batches, run_id: int) -> int:
+    con = store.con
     written = 0
     for batch in batches:
         con.register("_toolkit_append", batch)
@@ -133,6 +377,7 @@ def register_run(
     cost_unit: str,
     aggregation: str,
     samples_per_instance: int | None,
+    engine: str | None = None,
 ) -> int:
     """Insert the run row and return its id. A previous run of the same study, config and seed
     is deleted first (inside the caller's transaction), so re-running replaces it whole."""
@@ -158,7 +403,7 @@ def register_run(
             cost_unit,
             aggregation,
             samples_per_instance,
-            engine_name(backend),
+            engine or engine_name(backend),
             json.dumps(versions(), sort_keys=True),
             datetime.now(UTC).replace(tzinfo=None),
         ],

@@ -47,7 +47,6 @@ _BASE_FEATURES: tuple[FeatureInfo, ...] = (
     FeatureInfo("subject", "categorical", "subject (MATH: Algebra, Geometry, ...)"),
     FeatureInfo("level", "numeric", "difficulty level (MATH 1..5; GSM8K-like: reasoning steps)"),
     FeatureInfo("prompt_tokens", "numeric", "question length in tokens"),
-    FeatureInfo("log_prompt_tokens", "numeric", "ln(1 + prompt_tokens)"),
     FeatureInfo("n_sentences", "numeric", "sentences in the question"),
     FeatureInfo("tokens_per_sentence", "numeric", "prompt_tokens / n_sentences"),
     FeatureInfo("n_digits", "numeric", "digit characters"),
@@ -102,7 +101,6 @@ def instance_features(instances: ir.Table, *, n_signals: int) -> ir.Table:
     numbers = {
         "level": t.level.cast("float64"),
         "prompt_tokens": t.prompt_tokens.cast("float64"),
-        "log_prompt_tokens": (t.prompt_tokens.cast("float64") + 1.0).ln(),
         "n_sentences": t.n_sentences.cast("float64"),
         "tokens_per_sentence": _per(t.prompt_tokens, t.n_sentences),
         "n_digits": t.n_digits.cast("float64"),

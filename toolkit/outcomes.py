@@ -39,7 +39,8 @@ from toolkit.config import Study, resolve_model
 # --------------------------------------------------------------------------------------------
 def answer_profiles(samples: ir.Table) -> ir.Table:
     """Per (instance_id, model): n samples, n_correct, mean output tokens, and the group sizes
-    of equal correct answers and of equal wrong answers, each sorted descending.
+    of equal correct answers and of equal wrong answers, each sorted ascending (a sorted array,
+    not an ordered aggregate: Spark has no ordered ``collect``).
 
     A sample with a null answer counts as its own group (nothing to agree with)."""
     grouped = (
@@ -54,8 +55,8 @@ def answer_profiles(samples: ir.Table) -> ir.Table:
         # a sum over no rows is null: an instance without a correct sample has n_correct = 0
         n_correct=grouped.size.sum(where=grouped.correct).fill_null(0),
         mean_tokens=grouped.tokens.sum() / grouped.counted.sum().nullif(0),
-        correct_groups=grouped.size.collect(where=grouped.correct, order_by=grouped.size.desc()),
-        wrong_groups=grouped.size.collect(where=~grouped.correct, order_by=grouped.size.desc()),
+        correct_groups=grouped.size.collect(where=grouped.correct).sort(),
+        wrong_groups=grouped.size.collect(where=~grouped.correct).sort(),
     )
 
 

@@ -58,12 +58,17 @@ def database_path(out_dir: str | Path) -> Path:
     return Path(out_dir) / "study.duckdb"
 
 
+def staging_path(database: Path, run_id: int) -> Path:
+    """Where a separate engine (Spark) keeps a run's tables as Parquet, beside the database."""
+    return database.parent / "spark" / f"run-{run_id}"
+
+
 @contextlib.contextmanager
-def _run_database(path: Path) -> Iterator[ibis.BaseBackend]:
+def _run_database(path: Path, memory_limit: str | None = None) -> Iterator[ibis.BaseBackend]:
     """Open (or create) the study database; remove it again if this run created it and failed."""
     created = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
-    backend = db.connect(path)
+    backend = db.connect(path, memory_limit=memory_limit)
     try:
         yield backend
     except BaseException:
@@ -76,7 +81,7 @@ def _run_database(path: Path) -> Iterator[ibis.BaseBackend]:
 
 
 def write_outcomes(
-    backend: ibis.BaseBackend,
+    backend: db.Engine,
     study: Study,
     run_id: int,
     result: RunResult,
@@ -102,7 +107,7 @@ def write_outcomes(
 
 
 def simulate_into(
-    backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult, progress: Progress
+    backend: db.Engine, study: Study, run_id: int, result: RunResult, progress: Progress
 ) -> None:
     """Simulate every dataset and append instances, truth and samples in bulk."""
     with _timed(result, "simulate", progress):
@@ -115,7 +120,7 @@ def simulate_into(
 
 
 def ingest_into(
-    backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult, progress: Progress
+    backend: db.Engine, study: Study, run_id: int, result: RunResult, progress: Progress
 ) -> None:
     """Import every dataset from its files (all checked before the first row is appended) and
     append instances and samples in bulk."""
@@ -132,7 +137,7 @@ STAGES = ("simulate", "outcomes", "solve", "learn", "evaluate", "report")
 
 
 def solve_into(
-    backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult, progress: Progress
+    backend: db.Engine, study: Study, run_id: int, result: RunResult, progress: Progress
 ) -> None:
     """The oracle allocation of every budget on all instances (``solutions``, ``allocations``)."""
     with _timed(result, "solve", progress):
@@ -142,7 +147,7 @@ def solve_into(
 
 
 def learn_into(
-    backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult, progress: Progress
+    backend: db.Engine, study: Study, run_id: int, result: RunResult, progress: Progress
 ) -> None:
     """Features, splits, oracle labels and the CatBoost policies (``toolkit.learn``)."""
     with _timed(result, "learn", progress):
@@ -150,11 +155,36 @@ def learn_into(
 
 
 def evaluate_into(
-    backend: ibis.BaseBackend, study: Study, run_id: int, result: RunResult, progress: Progress
+    backend: db.Engine, study: Study, run_id: int, result: RunResult, progress: Progress
 ) -> None:
     """Every policy on the test split at every budget (``toolkit.evaluate``)."""
     with _timed(result, "evaluate", progress):
         result.rows.update(evaluate(backend, study, run_id).rows)
+
+
+def _run_stages(
+    backend: db.Engine,
+    study: Study,
+    run_id: int,
+    result: RunResult,
+    stages: tuple[str, ...],
+    progress: Progress,
+) -> None:
+    simulated = all(spec.source == "simulate" for spec in study.datasets)
+    # "simulate" and "ingest" name the same stage: the data, by the datasets' sources
+    if {"simulate", "ingest"} & set(stages):
+        if simulated:
+            simulate_into(backend, study, run_id, result, progress)
+        else:
+            ingest_into(backend, study, run_id, result, progress)
+    if "outcomes" in stages:
+        write_outcomes(backend, study, run_id, result, simulated=simulated, progress=progress)
+    if "solve" in stages:
+        solve_into(backend, study, run_id, result, progress)
+    if "learn" in stages:
+        learn_into(backend, study, run_id, result, progress)
+    if "evaluate" in stages:
+        evaluate_into(backend, study, run_id, result, progress)
 
 
 def run_study(
@@ -164,14 +194,18 @@ def run_study(
     stages: tuple[str, ...] = STAGES,
     progress: Progress = _quiet,
 ) -> RunResult:
-    """Run a study into ``<out_dir>/study.duckdb``, all of it in one transaction."""
+    """Run a study into ``<out_dir>/study.duckdb``, all of it in one transaction.
+
+    The core queries run on ``study.engine`` (``toolkit.db``); whatever the engine, the run
+    lands in the DuckDB file whole or not at all."""
     path = database_path(out_dir)
-    with _run_database(path) as backend:
+    engine_url = db.parse_engine_url(study.engine.url)
+    with _run_database(path, study.engine.memory_limit) as store:
         result = RunResult(run_id=-1, database=path)
-        with db.transaction(backend):
-            db.create_schema(backend)
+        with db.transaction(store):
+            db.create_schema(store)
             run_id = db.register_run(
-                backend,
+                store,
                 study=study.study.name,
                 config_hash=study.config_hash(),
                 seed=study.study.seed,
@@ -179,25 +213,22 @@ def run_study(
                 cost_unit=study.actions.cost,
                 aggregation=study.actions.aggregation,
                 samples_per_instance=study.estimation.samples_per_instance,
+                engine=engine_url.kind,
             )
             result.run_id = run_id
-            simulated = all(spec.source == "simulate" for spec in study.datasets)
-            # "simulate" and "ingest" name the same stage: the data, by the datasets' sources
-            if {"simulate", "ingest"} & set(stages):
-                if simulated:
-                    simulate_into(backend, study, run_id, result, progress)
-                else:
-                    ingest_into(backend, study, run_id, result, progress)
-            if "outcomes" in stages:
-                write_outcomes(
-                    backend, study, run_id, result, simulated=simulated, progress=progress
+            staging = staging_path(path, run_id) if engine_url.separate else None
+            db.remove_staging(staging)  # a replaced run's staged tables
+            try:
+                backend = db.open_engine(
+                    store, study.engine.url, staging=staging, spark_config=study.engine.spark_config
                 )
-            if "solve" in stages:
-                solve_into(backend, study, run_id, result, progress)
-            if "learn" in stages:
-                learn_into(backend, study, run_id, result, progress)
-            if "evaluate" in stages:
-                evaluate_into(backend, study, run_id, result, progress)
+                try:
+                    _run_stages(backend, study, run_id, result, stages, progress)
+                finally:
+                    backend.release()
+            except BaseException:
+                db.remove_staging(staging)
+                raise
     if "report" in stages:
         # from the committed, closed database, opened read-only like any reader; the run has
         # landed, so a failing report does not remove it

@@ -71,7 +71,6 @@ import contextlib
 import math
 import os
 import sys
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -510,19 +509,8 @@ def solve_budgets(
     steps = pa.table(
         {"slope_key": slope_keys(hulls.entry_slope[hulls.steps]), "cost_step": hulls.cost_steps}
     )
-    with _temporary_table(backend, steps) as segments:
+    with db.temporary_table(backend, steps) as segments:
         return [_bisect(backend, segments, hulls, budget, tol) for budget in targets]
-
-
-@contextlib.contextmanager
-def _temporary_table(backend: ibis.BaseBackend, data: pa.Table | ir.Table) -> Iterator[ir.Table]:
-    """``data`` as a temporary table on the backend, dropped on exit."""
-    name = f"_toolkit_solve_{uuid.uuid4().hex}"
-    table = backend.create_table(name, data, temp=True)
-    try:
-        yield table
-    finally:
-        backend.drop_table(name, force=True)
 
 
 def _feasible_budgets(hulls: InstanceHulls, budgets: Sequence[float]) -> list[float]:

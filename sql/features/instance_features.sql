@@ -6,7 +6,7 @@
 -- Columns (besides run_id, instance_id):
 --   dataset, subject                  categorical
 --   level                             MATH level 1..5; GSM8K-like: reasoning steps
---   prompt_tokens, log_prompt_tokens  length, ln(1 + length)
+--   prompt_tokens                      length
 --   n_sentences, tokens_per_sentence
 --   n_digits, digits_per_token
 --   n_math_symbols, math_symbols_per_token
@@ -29,7 +29,6 @@ final as (
         subject::varchar as subject,
         level::double as level,
         prompt_tokens::double as prompt_tokens,
-        ln(prompt_tokens::double + 1.0) as log_prompt_tokens,
         n_sentences::double as n_sentences,
         prompt_tokens::double / nullif(n_sentences::double, 0.0) as tokens_per_sentence,
         n_digits::double as n_digits,

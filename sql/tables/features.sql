@@ -7,7 +7,7 @@
 create table if not exists features (
     run_id integer not null,
     instance_id bigint not null,
-    feature varchar not null,          -- e.g. log_prompt_tokens, signal_1, probe_entropy
+    feature varchar not null,          -- e.g. prompt_tokens, signal_1, probe_entropy
     value double,                      -- numeric features
     category varchar                   -- categorical features (dataset, subject)
 );
