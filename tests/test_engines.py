@@ -292,3 +292,27 @@ def test_a_failing_spark_run_leaves_no_database_and_no_staged_tables(tmp_path):
         run_study(study, tmp_path, stages=("simulate", "outcomes", "solve"))
     assert list(tmp_path.iterdir()) in ([], [tmp_path / "spark"])
     assert not any((tmp_path / "spark").glob("run-*/*")) if (tmp_path / "spark").exists() else True
+
+
+def test_a_memory_limit_must_be_a_size():
+    with pytest.raises(StudyError, match="engine.memory_limit"):
+        make_study(engine={"memory_limit": "lots"})
+
+
+def test_duckdb_applies_the_memory_limit_and_a_run_under_a_small_one_completes(tmp_path):
+    """A 64 MB limit; the scaling benchmark (``stl bench scale``) shows the spilling at 1e7."""
+    backend = db.connect(tmp_path / "probe.duckdb", memory_limit="64MB")
+    limit, spill = db.raw(backend).execute(
+        "select current_setting('memory_limit'), current_setting('temp_directory')"
+    ).fetchone()
+    backend.disconnect()
+    assert limit.replace(" ", "").upper().startswith(("61.0MIB", "64.0MB", "61MIB", "64MB"))
+    assert spill.endswith("probe.duckdb.tmp")
+    limited = make_study(
+        study={"name": "limited", "seed": 7},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 20_000}],
+        engine={"memory_limit": "64MB"},
+    )
+    result = run_study(limited, tmp_path, stages=("simulate", "outcomes"))
+    with duckdb.connect(str(result.database), read_only=True) as con:
+        assert con.execute("select count(*) from outcomes").fetchone()[0] == 100_000

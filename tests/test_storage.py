@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 
 from toolkit import db
+from toolkit.errors import StudyError
 from toolkit.pipeline import run_study
 
 
@@ -157,3 +159,27 @@ def test_the_whole_pipeline_is_deterministic(small_study, tmp_path):
     digests = _digest_all(first.database)
     assert digests == _digest_all(second.database)
     assert digests["policy_models"] and digests["evaluations"]
+
+
+def test_a_run_into_a_database_in_use_says_so(tmp_path, small_study):
+    database = tmp_path / "study.duckdb"
+    duckdb.connect(str(database)).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('ready', "
+            "flush=True); time.sleep(30)",
+            str(database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StudyError, match="in use by another process"):
+            run_study(small_study, tmp_path, stages=("simulate",))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert database.exists()  # not ours to remove

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
@@ -46,6 +47,7 @@ ENGINE_ONLY_TABLES = frozenset({"samples"})
 SPARK_DEFAULTS = {
     "spark.sql.shuffle.partitions": "8",
     "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.memory": "4g",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -68,7 +70,15 @@ def connect(
         text = text.removeprefix("duckdb://") or ":memory:"
     elif "://" in text:
         raise StudyError(f"unsupported database URL {url!r}: use a DuckDB file path")
-    backend = ibis.duckdb.connect(text, read_only=read_only)
+    try:
+        backend = ibis.duckdb.connect(text, read_only=read_only)
+    except duckdb.IOException as error:
+        if read_only or "lock" not in str(error).lower():
+            raise  # readers (toolkit.bi) say it their own way
+        raise StudyError(
+            f"{text}: the database is in use by another process (a BI tool, the DuckDB CLI, "
+            "another run); close it and try again"
+        ) from None
     if memory_limit is not None:
         spill = Path(text).with_name(Path(text).name + ".tmp") if text != ":memory:" else None
         con = raw(backend)

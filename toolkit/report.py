@@ -106,6 +106,8 @@ class RunInfo:
     aggregation: str
     samples_per_instance: int | None
     engine: str
+    training: str
+    """How many training instances CatBoost saw (a seeded sample beyond learn.max_train_rows)."""
     created_at: str
     database: str
     datasets: tuple[str, ...]
@@ -423,6 +425,7 @@ def run_info(backend: ibis.BaseBackend, run_id: int, database: str) -> RunInfo:
         aggregation=run["aggregation"],
         samples_per_instance=run["samples_per_instance"],
         engine=run["engine"],
+        training=_training(backend, run_id, config),
         created_at=run["created_at"].strftime("%Y-%m-%d %H:%M UTC"),
         database=database,
         datasets=tuple(_describe_dataset(d) for d in config["datasets"]),
@@ -434,6 +437,17 @@ def run_info(backend: ibis.BaseBackend, run_id: int, database: str) -> RunInfo:
         sizes=sizes,
         config_json=json.dumps(config, indent=2, sort_keys=True),
     )
+
+
+def _training(backend: ibis.BaseBackend, run_id: int, config: dict) -> str:
+    models = _view(backend, "policy_models", run_id)
+    used = _scalar(models.train_rows.max())
+    if used is None:
+        return "no learned policy in this run"
+    split = _scalar(_view(backend, "splits", run_id).filter(_.split == "train").count())
+    limit = config.get("learn", {}).get("max_train_rows")
+    sampled = f", a seeded sample (learn.max_train_rows = {limit:,})" if used < split else ""
+    return f"CatBoost fitted on {used:,} of {split:,} training instances{sampled}"
 
 
 def action_accuracy_rows(backend: ibis.BaseBackend, run_id: int) -> tuple[ActionAccuracyRow, ...]:
