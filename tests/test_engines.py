@@ -19,8 +19,8 @@ import ibis
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import REPO, make_study
 
-from tests.conftest import REPO, make_study
 from toolkit import db, features, solve
 from toolkit.config import default_study_path, load_study, with_engine
 from toolkit.errors import StudyError

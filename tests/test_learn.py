@@ -22,6 +22,7 @@ from toolkit.learn import (
     read_outcomes,
     read_policies,
     run_outcomes,
+    training_sample,
 )
 from toolkit.pipeline import run_study
 from toolkit.policies import (
@@ -347,3 +348,26 @@ def test_a_budget_whose_labels_are_all_one_action_needs_no_classifier(tmp_path):
         ).fetchone()[0]
     assert formats == [("constant",)]
     assert spent == pytest.approx(0.0, abs=1e-12)
+
+
+def test_catboost_sees_at_most_max_train_rows_a_seeded_sample_stated_in_the_report(tmp_path):
+    study = make_study(
+        study={"name": "sampled", "seed": 5},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 1500}],
+        budgets={"values": [4.0]},
+        learn={"iterations": 30, "seeds": [0], "max_train_rows": 400},
+    )
+    result = run_study(study, tmp_path)
+    with duckdb.connect(str(result.database), read_only=True) as con:
+        rows, train = con.execute(
+            "select max(train_rows), (select count(*) from splits where split = 'train') "
+            "from policy_models"
+        ).fetchone()
+    assert (rows, train) == (400, 900)
+    sample = training_sample(np.arange(900), 400, 5)
+    assert len(np.unique(sample)) == 400 and np.array_equal(sample, np.sort(sample))
+    assert np.array_equal(sample, training_sample(np.arange(900), 400, 5))
+    assert np.array_equal(training_sample(np.arange(300), 400, 5), np.arange(300))
+    page = result.report.read_text()
+    assert "CatBoost fitted on 400 of 900 training instances" in page
+    assert "max_train_rows = 400" in page

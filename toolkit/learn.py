@@ -58,6 +58,18 @@ DEFAULT_DECODER = "expected_accuracy"
 
 _SPLIT_STREAM = 1_000_001
 """SeedSequence key of the split's random stream (the simulator's keys are shorter tuples)."""
+_TRAIN_SAMPLE_STREAM = 1_000_002
+"""SeedSequence key of the training sample's stream (``learn.max_train_rows``)."""
+
+
+def training_sample(train_ids: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """The training instances CatBoost sees: all of them up to ``limit``, else a seeded uniform
+    sample of ``limit`` (sorted), so a fit stays bounded in memory at any N."""
+    if len(train_ids) <= limit:
+        return train_ids
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _TRAIN_SAMPLE_STREAM])))
+    return np.sort(rng.choice(train_ids, size=limit, replace=False))
+
 
 ONE_HOT_MAX_SIZE = 16
 """Categoricals with at most this many values are one-hot encoded (MATH subjects: 7)."""
@@ -404,8 +416,9 @@ def learn(
     for name, ids in (("train", train_ids), ("validation", validation_ids)):
         if len(ids) == 0:
             raise StudyError(f"split: the {name} split of run {run_id} has no instances")
-    train = everything.subset(train_ids)
-    train_frame = features.to_frame(feature_rows(wide, train_ids), names)
+    fit_ids = training_sample(train_ids, study.learn.max_train_rows, study.study.seed)
+    train = everything.subset(fit_ids)
+    train_frame = features.to_frame(feature_rows(wide, fit_ids), names)
     validation_frame = features.to_frame(feature_rows(wide, validation_ids), names)
 
     budgets = list(study.budgets.values)
@@ -444,7 +457,7 @@ def learn(
                 }
             )
         )
-        y = train_labels.column("action_id").to_numpy()
+        y = train_labels.column("action_id").to_numpy()[np.searchsorted(train_ids, fit_ids)]
         for seed in study.learn.seeds:
             policy = fit_policy(
                 train_frame,
@@ -460,7 +473,7 @@ def learn(
             policy = _with_calibration(policy, calibration)
             summary.policies.append(policy)
             summary.fit_seconds.append(policy.fit_seconds)
-            model_rows.append(_model_row(policy, len(train_ids)))
+            model_rows.append(_model_row(policy, len(fit_ids)))
             for name, value in zip(policy.feature_names, policy.importances(), strict=True):
                 importance_rows.append((budget, seed, name, float(value)))
 
