@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import json
 import tomllib
 from pathlib import Path
 
@@ -92,6 +93,10 @@ def test_validate_command_prints_resolved_config(tmp_path):
     done = run_cli("validate", str(default_study_path()), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert '"samples_per_instance": 48' in done.stdout
+    printed = json.loads(done.stdout)
+    (model,) = printed["models"]
+    assert model["preset"] == "qwen2.5-7b" and model["accuracy"]["math"] == 0.755
+    assert printed["engine"]["url"] == "duckdb"
 
 
 def test_repeated_budgets_are_refused():

@@ -83,10 +83,20 @@ def simulate(study: StudyArg = None, out: OutOpt = Path("out"), engine: EngineOp
 
 @app.command()
 def validate(study: Annotated[Path, typer.Argument(help="A study TOML file.")]) -> None:
-    """Check a study file and print its resolved settings."""
+    """Check a study file and print its resolved settings (models with their presets applied)."""
+    import dataclasses
+    import json
+
+    from toolkit.config import resolve_model
+
     parsed = load_study(study)
     console.print(f"{study}: valid (config hash {parsed.config_hash()})")
-    typer.echo(parsed.model_dump_json(indent=2))
+    settings = parsed.model_dump(mode="json")
+    settings["models"] = [
+        {"name": spec.name, "preset": spec.preset, **dataclasses.asdict(resolve_model(spec))}
+        for spec in parsed.models
+    ]
+    typer.echo(json.dumps(settings, indent=2))
 
 
 DbOpt = Annotated[Path, typer.Option("--db", help="A study database (opened read-only).")]
