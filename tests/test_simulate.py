@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from tests.conftest import make_study
+from conftest import make_study
 from toolkit.pipeline import run_study
 from toolkit.presets import DATASET_PRESETS, MODEL_PRESETS
 from toolkit.simulate import level_targets
@@ -134,3 +134,20 @@ def test_model_overrides_reach_the_targets():
     assert float(np.dot(weights, targets)) == pytest.approx(0.5, abs=1e-9)
     logits = np.log(targets / (1 - targets))
     np.testing.assert_allclose(np.diff(logits), -1.2, atol=1e-9)
+
+
+def test_a_study_without_declared_signals_runs_and_has_no_signal_features(tmp_path):
+    study = make_study(
+        study={"name": "no-signals", "seed": 3},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 800}],
+        simulation={"signal_noise": []},
+        budgets={"values": [4.0]},
+        learn={"iterations": 20, "seeds": [0]},
+    )
+    result = run_study(study, tmp_path, stages=("simulate", "outcomes", "solve", "learn"))
+    with duckdb.connect(str(result.database), read_only=True) as con:
+        rows = con.execute("select distinct feature from features").fetchall()
+        names = {name for (name,) in rows}
+        empty = con.execute("select bool_and(len(difficulty_signals) = 0) from instances")
+        assert empty.fetchone()[0]
+    assert "probe_entropy" in names and not any(name.startswith("signal") for name in names)

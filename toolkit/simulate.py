@@ -136,9 +136,9 @@ def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> Sim
     n_math_symbols = _count_feature(rng, 0.05 * prompt_tokens, rho, difficulty, 0.3)
     n_latex = _count_feature(rng, preset.latex_rate * prompt_tokens, rho, difficulty, 0.4)
     n_question_words = rng.poisson(1.2, size=n).astype(np.int32)
-    signals = np.stack(
-        [difficulty + noise * rng.standard_normal(n) for noise in sim.signal_noise], axis=1
-    )
+    signals = np.empty((n, len(sim.signal_noise)))  # no declared signals: empty lists
+    for k, noise in enumerate(sim.signal_noise):
+        signals[:, k] = difficulty + noise * rng.standard_normal(n)
 
     probe_rng = _rng(study, dataset_index, _PROBE_STREAM)
     probe = _draw_answers(probe_rng, p_correct[first], wrong_shares, sim.probe_samples)
@@ -164,9 +164,10 @@ def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> Sim
             "n_math_symbols": n_math_symbols,
             "n_latex": n_latex,
             "n_question_words": n_question_words,
-            "difficulty_signals": pa.FixedSizeListArray.from_arrays(
-                pa.array(signals.ravel()), signals.shape[1]
-            ).cast(pa.list_(pa.float64())),
+            "difficulty_signals": pa.ListArray.from_arrays(
+                pa.array(np.arange(n + 1, dtype=np.int32) * signals.shape[1]),
+                pa.array(signals.ravel(), pa.float64()),
+            ),
             "probe_entropy": probe_entropy,
             "probe_agreement": probe_agreement,
         }
