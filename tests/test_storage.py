@@ -64,6 +64,7 @@ def test_rerun_replaces_the_run_and_other_runs_stay(small_study, tmp_path):
     second = run_study(other, tmp_path, stages=("simulate", "outcomes"))
     again = run_study(small_study, tmp_path, stages=("simulate", "outcomes"))
     assert (first.run_id, second.run_id, again.run_id) == (1, 2, 1)
+    assert (first.replaced, second.replaced, again.replaced) == (False, False, True)
     with duckdb.connect(str(first.database), read_only=True) as con:
         per_run = dict(con.execute("select run_id, count(*) from samples group by 1").fetchall())
         runs = con.execute("select count(*) from runs").fetchone()[0]

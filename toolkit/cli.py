@@ -54,7 +54,10 @@ def _progress(stage: str) -> Iterator[None]:
 
 
 def _summarise(result) -> None:
-    console.print(f"run {result.run_id} -> {result.database}")
+    replaced = (
+        " (replacing the earlier run of this study, config and seed)" if result.replaced else ""
+    )
+    console.print(f"run {result.run_id} -> {result.database}{replaced}")
     for stage, seconds in result.stage_seconds.items():
         console.print(f"  {stage:<12} {seconds:8.2f} s")
     for table, rows in result.rows.items():

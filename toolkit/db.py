@@ -377,6 +377,21 @@ def run_tables(backend: ibis.BaseBackend) -> list[str]:
     return sorted(name for (name,) in rows)
 
 
+def existing_run(backend: ibis.BaseBackend | Engine, study: str, config_hash: str, seed: int):
+    """The id of the run of this study, config and seed already in the database, or None."""
+    if "runs" not in as_engine(backend).store.list_tables():
+        return None
+    row = (
+        raw(backend)
+        .execute(
+            "select run_id from runs where study = ? and config_hash = ? and seed = ?",
+            [study, config_hash, seed],
+        )
+        .fetchone()
+    )
+    return None if row is None else int(row[0])
+
+
 def register_run(
     backend: ibis.BaseBackend,
     *,

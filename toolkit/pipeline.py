@@ -44,6 +44,8 @@ class RunResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     report: Path | None = None
+    replaced: bool = False
+    """Whether the run replaced an earlier run of the same study, config and seed."""
 
 
 @contextlib.contextmanager
@@ -204,6 +206,10 @@ def run_study(
         result = RunResult(run_id=-1, database=path)
         with db.transaction(store):
             db.create_schema(store)
+            result.replaced = (
+                db.existing_run(store, study.study.name, study.config_hash(), study.study.seed)
+                is not None
+            )
             run_id = db.register_run(
                 store,
                 study=study.study.name,
