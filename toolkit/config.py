@@ -396,9 +396,13 @@ class LearnSpec(_Section):
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
     thread_count: Annotated[int, Field(ge=1, le=64)] = 2
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0, 1, 2]
-    max_train_rows: PositiveInt = 200_000
+    max_train_rows: PositiveInt = 50_000
     """At most this many training instances are pulled from the engine for CatBoost (a seeded
-    sample beyond it), so learning stays bounded in memory at any N."""
+    sample beyond it), so learning stays bounded in time and memory at any N. A fit's time
+    grows with its rows (about 30 s per fit at 200,000 rows, 8 actions, 100 iterations on 2
+    cores), while the policy's quality is limited by the features, not by rows: a regressor
+    fitted on 60,000 instances kept the same share of the oracle's gain as one fitted on 3,000
+    (``toolkit.learn``)."""
 
 
 class EngineSpec(_Section):
