@@ -3,6 +3,8 @@ regret bound of Solve-then-Learn over several seeds and budgets (real DuckDB, re
 
 from __future__ import annotations
 
+import importlib
+
 import duckdb
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from conftest import make_study
 from toolkit.evaluate import (
     LEARNED,
     POLICIES,
+    PairedBootstrap,
     bootstrap_counts,
     expand_policies,
     interval,
@@ -290,3 +293,24 @@ def test_bootstrap_is_seeded_and_resamples_whole_test_sets():
 def test_compare_names_expand_to_the_evaluated_policies():
     assert expand_policies(["learned"]) == ["oracle", "uniform", *LEARNED]
     assert expand_policies(["random"]) == ["oracle", "uniform", "random"]
+
+
+def test_paired_bootstrap_blocked_form_has_the_same_resamples(monkeypatch):
+    """Small: exactly ``bootstrap_counts @ values / n``. Beyond DENSE_BOOTSTRAP_CELLS: the same
+    draws as uint8 counts, means summed over blocks of instances (equal up to rounding)."""
+    evaluate_module = importlib.import_module("toolkit.evaluate")  # the package re-exports
+    # the function of the same name
+
+    n, resamples, seed = 1237, 300, 11
+    values = np.random.default_rng(0).random((n, 7))
+    dense = PairedBootstrap(n, resamples, seed)
+    assert dense.dense
+    counts = bootstrap_counts(n, resamples, seed)
+    np.testing.assert_array_equal(dense.means(values), counts @ values / n)
+
+    monkeypatch.setattr(evaluate_module, "DENSE_BOOTSTRAP_CELLS", 0)
+    monkeypatch.setattr(evaluate_module, "_BLOCK_CELLS", 300 * 100)  # several blocks
+    blocked = PairedBootstrap(n, resamples, seed)
+    assert not blocked.dense and blocked.counts.dtype == np.uint8
+    np.testing.assert_array_equal(blocked.counts, counts)
+    np.testing.assert_allclose(blocked.means(values), counts @ values / n, rtol=1e-13, atol=0)

@@ -12,8 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from toolkit.config import resolve_model
 from toolkit.outcomes import (
+    _profile_keys,
     answer_profiles,
+    estimate_outcomes,
     majority_vote_accuracy,
     majority_vote_accuracy_iid,
     pass_at_b,
@@ -129,3 +132,145 @@ def test_answer_profiles_given_expect():
     # null answers are singleton groups; no tokens -> null mean
     assert rows[1]["wrong_groups"] == [1, 1] and rows[1]["correct_groups"] == [1]
     assert rows[1]["mean_tokens"] is None
+
+
+def _profile_keys_by_dict(profiles: pa.Table):
+    """The reference: distinct (n, correct groups, wrong groups) in order of first appearance,
+    with a Python dict (what ``_profile_keys`` replaces with one Arrow hash pass)."""
+    index: dict = {}
+    inverse = [
+        index.setdefault((int(n), tuple(c or ()), tuple(w or ())), len(index))
+        for n, c, w in zip(
+            profiles.column("n").to_pylist(),
+            profiles.column("correct_groups").to_pylist(),
+            profiles.column("wrong_groups").to_pylist(),
+            strict=True,
+        )
+    ]
+    return index, np.array(inverse, dtype=np.int64)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(1, 9),
+            st.one_of(st.none(), st.lists(st.integers(1, 5), max_size=2)),
+            st.one_of(st.none(), st.lists(st.integers(1, 5), max_size=4)),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    chunks=st.integers(1, 3),
+)
+def test_profile_keys_match_a_dict_of_tuples(rows, chunks):
+    lists = pa.list_(pa.int64())
+    table = pa.table(
+        {
+            "n": pa.array([r[0] for r in rows], pa.int64()),
+            "correct_groups": pa.array([r[1] for r in rows], lists),
+            "wrong_groups": pa.array([r[2] for r in rows], lists),
+        }
+    )
+    size = -(-len(rows) // chunks)  # a chunked table, as an engine may return
+    table = pa.concat_tables([table.slice(i, size) for i in range(0, len(rows), size)])
+    index, inverse = _profile_keys_by_dict(table)
+    distinct_n, correct, wrong, got_inverse = _profile_keys(table)
+    got = zip(distinct_n, correct, wrong, strict=True)
+    assert [(int(n), tuple(c), tuple(w)) for n, c, w in got] == list(index)
+    np.testing.assert_array_equal(got_inverse, inverse)
+
+
+def _outcome_study(cost: str, models: int = 1):
+    from conftest import make_study
+
+    return make_study(
+        study={"name": "outcomes-table"},
+        models=[{"name": f"m{i}", "preset": "qwen2.5-7b"} for i in range(models)],
+        actions={"samples": [1, 2, 3], "cost": cost},
+        estimation={"samples_per_instance": 4},
+    )
+
+
+def _random_profiles(rng, models: list[str], ids_per_model: list[np.ndarray]):
+    rows = []
+    for model, ids in zip(models, ids_per_model, strict=True):
+        for i in ids:
+            n = 4
+            right = int(rng.integers(0, n + 1))
+            wrong = []
+            left = n - right
+            while left:
+                size = int(rng.integers(1, left + 1))
+                wrong.append(size)
+                left -= size
+            rows.append(
+                {
+                    "instance_id": int(i),
+                    "model": model,
+                    "n": n,
+                    "n_correct": right,
+                    "mean_tokens": float(rng.uniform(100, 900)),
+                    "correct_groups": [right] if right else [],
+                    "wrong_groups": sorted(wrong),
+                }
+            )
+    order = rng.permutation(len(rows))  # an engine returns groups in any order
+    return pa.Table.from_pylist([rows[j] for j in order])
+
+
+@pytest.mark.parametrize("cost", ["samples", "usd"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_outcome_table_is_sorted_and_complete_whichever_way_it_is_built(cost, shared):
+    """Shared instances interleave the columns, others concatenate and sort: the same table."""
+    rng = np.random.default_rng(5)
+    study = _outcome_study(cost, models=2)
+    ids = [np.arange(30), np.arange(30) if shared else np.arange(5, 40)]
+    profiles = _random_profiles(rng, ["m0", "m1"], ids)
+    prompts = pa.table(
+        {
+            "instance_id": pa.array(np.arange(35), pa.int64()),
+            "prompt_tokens": pa.array(rng.integers(10, 90, 35), pa.int64()),
+        }
+    )
+    got = estimate_outcomes(study, profiles, prompts)
+    keys = list(
+        zip(got.column("instance_id").to_pylist(), got.column("action_id").to_pylist(), strict=True)
+    )
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    expected_rows = sum(len(i) for i in ids) * 3
+    assert got.num_rows == expected_rows
+    assert got.column("acc_true").null_count == expected_rows
+    # each row is its own model's profile: the same value as computing that profile alone
+    by_key = {(r["instance_id"], r["model"]): r for r in profiles.to_pylist()}
+    model_of = {a: f"m{a // 3}" for a in range(6)}
+    b_of = {a: [1, 2, 3][a % 3] for a in range(6)}
+    prompt_of = dict(
+        zip(prompts["instance_id"].to_pylist(), prompts["prompt_tokens"].to_pylist(), strict=True)
+    )
+    model = resolve_model(study.models[0])  # both models use the same preset
+    for row in got.to_pylist()[::7]:
+        profile = by_key[(row["instance_id"], model_of[row["action_id"]])]
+        b = b_of[row["action_id"]]
+        want = majority_vote_accuracy(
+            [profile["correct_groups"]], [profile["wrong_groups"]], np.array([4]), b
+        )[0]
+        assert row["acc"] == pytest.approx(want, abs=1e-12)
+        if cost == "samples":
+            assert row["cost"] == b
+        else:  # a missing prompt (instances 35..39 of m1) costs like 0 prompt tokens
+            prompt = prompt_of.get(row["instance_id"], 0)
+            usd = prompt * model.price_input_per_mtok
+            usd += b * profile["mean_tokens"] * model.price_output_per_mtok
+            assert row["cost"] == pytest.approx(usd / 1e6, rel=1e-12)
+
+
+def test_iid_truth_is_the_same_with_threads_and_without(monkeypatch):
+    import toolkit.outcomes as outcomes
+
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(5), size=3 * outcomes._BLOCK + 17)
+    threaded = majority_vote_accuracy_iid(p[:, 0], p[:, 1:], 6)
+    monkeypatch.setattr(outcomes, "_THREADS", 1)
+    single = majority_vote_accuracy_iid(p[:, 0], p[:, 1:], 6)
+    np.testing.assert_array_equal(threaded, single)

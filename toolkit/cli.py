@@ -209,16 +209,20 @@ def bench_scale(
 ) -> None:
     """The pipeline at N instances: seconds, peak memory and spill per stage, growth with N."""
     from toolkit.bench import print_table
-    from toolkit.bench.scale import DEFAULT_SIZES, header, parse_size
+    from toolkit.bench.scale import DEFAULT_SIZES, SAMPLES_BY_K, STAGES, header, parse_size
     from toolkit.bench.scale import run as run_bench
 
     try:
         sizes = tuple(parse_size(text) for text in instances or ()) or DEFAULT_SIZES
     except ValueError as error:
         raise StudyError(str(error)) from None
+    stage_list = tuple(s.strip() for s in stages.split(",") if s.strip())
+    if actions not in SAMPLES_BY_K or not set(stage_list) <= set(STAGES):
+        raise StudyError(
+            f"--actions: one of {sorted(SAMPLES_BY_K)}; --stages: some of {', '.join(STAGES)}"
+        )
     engines = tuple(engine or ("duckdb",))
     typer.echo(header(engines, actions, memory_limit))
-    stage_list = tuple(s.strip() for s in stages.split(",") if s.strip())
     print_table(
         run_bench(sizes, engines, actions, memory_limit, stage_list, out, keep, log=sys.stderr)
     )

@@ -150,11 +150,61 @@ def expand_policies(compare: list[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 def bootstrap_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     """(resamples, n) multiplicities of each test instance in each paired resample."""
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _BOOTSTRAP_STREAM])))
+    rng = _bootstrap_rng(seed)
     draws = rng.integers(0, n, size=(resamples, n))
     counts = np.zeros((resamples, n), dtype=np.float64)
     np.add.at(counts, (np.arange(resamples)[:, None], draws), 1.0)
     return counts
+
+
+def _bootstrap_rng(seed: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _BOOTSTRAP_STREAM])))
+
+
+DENSE_BOOTSTRAP_CELLS = 2**25
+"""Up to this many resamples x test instances (256 MiB as float64) the counts are one dense
+float64 matrix and each resample's means one matrix product, as ``bootstrap_counts``; beyond
+it, small integer counts and products in blocks of instances (``PairedBootstrap``)."""
+_BLOCK_CELLS = 2**21  # resamples x instances converted to float64 at a time (16 MiB: in cache)
+
+
+class PairedBootstrap:
+    """The paired bootstrap's resamples of the n test instances, shared by every policy.
+
+    ``means(values)`` is, for each resample, the mean of each column of ``values`` (n, q) over
+    the resampled instances: ``counts @ values / n``. Small (resamples x n at most
+    ``DENSE_BOOTSTRAP_CELLS``): exactly ``bootstrap_counts(n, resamples, seed) @ values / n``.
+    Larger: the same draws (the same random stream, drawn one resample at a time) kept as
+    uint8 counts (wider if an instance is ever drawn 256 times), 1/8 of the float matrix, and
+    the product summed over blocks of instances, so memory stays near resamples x n bytes
+    (2 GB at 2e6 test instances, against 16 GB). The blocked sums may differ from the single
+    product in the last bits."""
+
+    def __init__(self, n: int, resamples: int, seed: int) -> None:
+        self.n, self.resamples = n, resamples
+        self.dense = resamples * n <= DENSE_BOOTSTRAP_CELLS
+        if self.dense:
+            self.counts = bootstrap_counts(n, resamples, seed)
+            return
+        rng = _bootstrap_rng(seed)
+        counts = np.zeros((resamples, n), dtype=np.uint8)
+        for row in range(resamples):  # row by row: the same stream as one (resamples, n) draw
+            tally = np.bincount(rng.integers(0, n, size=n), minlength=n)
+            if tally.max() > np.iinfo(counts.dtype).max:
+                counts = counts.astype(np.min_scalar_type(tally.max()))
+            counts[row] = tally
+        self.counts = counts
+
+    def means(self, values: np.ndarray) -> np.ndarray:
+        """(resamples, q): each column's mean over each resample's instances."""
+        if self.dense:
+            return self.counts @ values / self.n
+        total = np.zeros((self.resamples, values.shape[1]))
+        step = max(1, _BLOCK_CELLS // self.resamples)
+        for start in range(0, self.n, step):
+            block = self.counts[:, start : start + step].astype(np.float64)
+            total += block @ values[start : start + step]
+        return total / self.n
 
 
 def interval(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -181,7 +231,7 @@ class BudgetContext:
     """(n,) column index of each test instance's oracle label at lambda*(B)."""
     uniform_acc: np.ndarray
     oracle_acc: np.ndarray
-    counts: np.ndarray
+    bootstrap: PairedBootstrap
     action_cost: np.ndarray
     action_acc: np.ndarray
 
@@ -249,9 +299,8 @@ def metric_rows(context: BudgetContext, allocation: PolicyAllocation, regret: di
             for q, a, w in zip(names, offsets[:-1], widths, strict=True)
         }
 
-    n = stacked.shape[0]
     point = _metrics(unstack(stacked.mean(axis=0)), context.budget)
-    sampled = _metrics(unstack(context.counts @ stacked / n), context.budget)
+    sampled = _metrics(unstack(context.bootstrap.means(stacked)), context.budget)
     key = {"policy": allocation.policy, "budget": context.budget, "seed": allocation.seed}
     rows = []
     for name, value in point.items():
@@ -497,7 +546,7 @@ def evaluate(
     test_wide = feature_rows(wide, test.instance_ids)
     train_wide = feature_rows(wide, train.instance_ids)
     test_frame = features.to_frame(test_wide, names)
-    counts = bootstrap_counts(len(test.instance_ids), resamples, study.study.seed)
+    bootstrap = PairedBootstrap(len(test.instance_ids), resamples, study.study.seed)
 
     labels = backend.to_pyarrow(
         backend.table("oracle_labels")
@@ -576,7 +625,7 @@ def evaluate(
             labels=label_index,
             uniform_acc=(uniform * test.acc).sum(axis=1),
             oracle_acc=(oracle_weights * test.acc).sum(axis=1),
-            counts=counts,
+            bootstrap=bootstrap,
             action_cost=action_cost,
             action_acc=action_acc,
         )
@@ -748,6 +797,7 @@ __all__ = [
     "LEARNED",
     "POLICIES",
     "EvaluationSummary",
+    "PairedBootstrap",
     "PolicyAllocation",
     "bootstrap_counts",
     "budget_sweep_table",
