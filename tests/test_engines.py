@@ -302,9 +302,11 @@ def test_a_memory_limit_must_be_a_size():
 def test_duckdb_applies_the_memory_limit_and_a_run_under_a_small_one_completes(tmp_path):
     """A 64 MB limit; the scaling benchmark (``stl bench scale``) shows the spilling at 1e7."""
     backend = db.connect(tmp_path / "probe.duckdb", memory_limit="64MB")
-    limit, spill = db.raw(backend).execute(
-        "select current_setting('memory_limit'), current_setting('temp_directory')"
-    ).fetchone()
+    limit, spill = (
+        db.raw(backend)
+        .execute("select current_setting('memory_limit'), current_setting('temp_directory')")
+        .fetchone()
+    )
     backend.disconnect()
     assert limit.replace(" ", "").upper().startswith(("61.0MIB", "64.0MB", "61MIB", "64MB"))
     assert spill.endswith("probe.duckdb.tmp")

@@ -8,8 +8,8 @@ import json
 import duckdb
 import numpy as np
 import pytest
-
 from conftest import make_study
+
 from toolkit.pipeline import run_study
 from toolkit.presets import DATASET_PRESETS, MODEL_PRESETS
 from toolkit.simulate import level_targets
