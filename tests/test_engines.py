@@ -137,25 +137,20 @@ def test_bisection_on_the_engine_equals_the_exact_solution(engine, record):
         if mine.binding:
             assert abs(mine.mean_cost - mine.budget) <= TOLERANCE * mine.budget
         assert abs(mine.mean_acc - exact.mean_acc) <= TOLERANCE
-        assert (
-            mine.assignment.sort_by([("instance_id", "ascending"), ("action_id", "ascending")])
-            .select(["instance_id", "action_id"])
-            .equals(
-                exact.assignment.sort_by(
-                    [("instance_id", "ascending"), ("action_id", "ascending")]
-                ).select(["instance_id", "action_id"])
-            )
+        ours, theirs = _by_row(mine.assignment), _by_row(exact.assignment)
+        assert ours.select(["instance_id", "action_id"]).equals(
+            theirs.select(["instance_id", "action_id"])
         )
         np.testing.assert_allclose(
-            mine.assignment.sort_by([("instance_id", "ascending"), ("action_id", "ascending")])
-            .column("weight")
-            .to_numpy(),
-            exact.assignment.sort_by([("instance_id", "ascending"), ("action_id", "ascending")])
-            .column("weight")
-            .to_numpy(),
+            ours.column("weight").to_numpy(),
+            theirs.column("weight").to_numpy(),
             rtol=0,
             atol=TOLERANCE,
         )
+
+
+def _by_row(assignment: pa.Table) -> pa.Table:
+    return assignment.sort_by([("instance_id", "ascending"), ("action_id", "ascending")])
 
 
 def test_features_match_the_sql_definition(engine, record):

@@ -178,10 +178,9 @@ class Engine:
         assert self.staging is not None
         folder = self.staging / name
         folder.mkdir(parents=True, exist_ok=True)
-        batches = [data] if isinstance(data, pa.Table | pa.RecordBatch) else data
         written = 0
-        for batch in batches:
-            table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        for batch in _batches(data):
+            table = _as_table(batch)
             if schema is not None:
                 table = _conform(table, schema)
             pq.write_table(table, folder / f"part-{len(list(folder.iterdir())):06d}.parquet")
@@ -191,13 +190,25 @@ class Engine:
             self._views[name] = folder
         return written
 
+    def drop_view(self, name: str) -> None:
+        """Forget a staged table on a separate engine (its Parquet files stay)."""
+        self.compute._session.catalog.dropTempView(name)
+        self._views.pop(name, None)
+
     def release(self) -> None:
         """Drop this run's views from a separate engine (its session stays up for the next
         run in this process; it ends with the process)."""
-        if self.separate:
-            for name in list(self._views):
-                self.compute._session.catalog.dropTempView(name)
-            self._views.clear()
+        for name in list(self._views):
+            self.drop_view(name)
+
+
+def _batches(data: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch]):
+    """One Arrow table or batch, or an iterable of them, as an iterable."""
+    return [data] if isinstance(data, pa.Table | pa.RecordBatch) else data
+
+
+def _as_table(batch: pa.Table | pa.RecordBatch) -> pa.Table:
+    return pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -262,8 +273,7 @@ def temporary_table(backend: ibis.BaseBackend | Engine, data: pa.Table) -> Itera
     try:
         yield engine.compute.table(name)
     finally:
-        engine.compute._session.catalog.dropTempView(name)
-        engine._views.pop(name, None)
+        engine.drop_view(name)
         shutil.rmtree(engine.staging / name, ignore_errors=True)
 
 
@@ -322,24 +332,23 @@ def append(
     ``ENGINE_ONLY_TABLES``). Returns the number of rows written.
     """
     engine = as_engine(backend)
-    batches = [data] if isinstance(data, pa.Table | pa.RecordBatch) else data
     if not engine.separate:
-        return _insert(engine.store, table, batches, run_id)
+        return _insert(engine.store, table, _batches(data), run_id)
     schema = engine.store.table(table).schema().to_pyarrow()
     keep = table not in ENGINE_ONLY_TABLES
+    columns = _table_columns(engine.store.con, table)
     written = 0
-    for batch in batches:
-        with_run = _with_run_id(batch, run_id)
-        written += engine.stage(table, with_run, schema)
+    for batch in _batches(data):
+        written += engine.stage(table, _with_run_id(batch, run_id), schema)
         if keep:
-            _insert(engine.store, table, [batch], run_id)
+            _insert_batch(engine.store.con, table, columns, batch, run_id)
     if written == 0:  # an empty table is still a table on the engine
         engine.stage(table, schema.empty_table())
     return written
 
 
 def _with_run_id(batch: pa.Table | pa.RecordBatch, run_id: int) -> pa.Table:
-    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    table = _as_table(batch)
     if "run_id" in table.column_names:
         table = table.drop_columns(["run_id"])
     return table.add_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.int32()))
@@ -351,30 +360,34 @@ def _insert(store: ibis.BaseBackend, table: str, batches, run_id: int) -> int:
     Through a relation over each batch, not ``con.register``: inside a transaction DuckDB 1.5
     keeps a registered Arrow object alive until commit, so a 1e7-instance run held every sample
     batch (14 GiB instead of 5 GiB at the simulate stage, measured by ``stl bench scale``)."""
-    con = store.con
-    columns = con.execute(
+    columns = _table_columns(store.con, table)
+    return sum(_insert_batch(store.con, table, columns, batch, run_id) for batch in batches)
+
+
+def _table_columns(con, table: str) -> list[tuple[str, str]]:
+    """(name, type) of every column of ``table``, in order."""
+    return con.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_name = ? and table_schema = current_schema() order by ordinal_position",
         [table],
     ).fetchall()
-    known = {name for name, _ in columns}
-    written = 0
-    for batch in batches:
-        names = set(batch.schema.names)
-        unknown = sorted(names - known)
-        if unknown:
-            raise ValueError(f"table {table} has no column(s) {', '.join(unknown)}")
-        projection = ", ".join(
-            f"{int(run_id)}::integer as run_id"
-            if name == "run_id"
-            else f'"{name}"'
-            if name in names
-            else f'null::{kind} as "{name}"'
-            for name, kind in columns
-        )
-        con.from_arrow(batch).project(projection).insert_into(table)
-        written += batch.num_rows
-    return written
+
+
+def _insert_batch(con, table: str, columns: list[tuple[str, str]], batch, run_id: int) -> int:
+    names = set(batch.schema.names)
+    unknown = sorted(names - {name for name, _ in columns})
+    if unknown:
+        raise ValueError(f"table {table} has no column(s) {', '.join(unknown)}")
+    projection = ", ".join(
+        f"{int(run_id)}::integer as run_id"
+        if name == "run_id"
+        else f'"{name}"'
+        if name in names
+        else f'null::{kind} as "{name}"'
+        for name, kind in columns
+    )
+    con.from_arrow(batch).project(projection).insert_into(table)
+    return batch.num_rows
 
 
 def run_tables(backend: ibis.BaseBackend) -> list[str]:
@@ -422,12 +435,9 @@ def register_run(
     """Insert the run row and return its id. A previous run of the same study, config and seed
     is deleted first (inside the caller's transaction), so re-running replaces it whole."""
     con = raw(backend)
-    previous = con.execute(
-        "select run_id from runs where study = ? and config_hash = ? and seed = ?",
-        [study, config_hash, seed],
-    ).fetchone()
+    previous = existing_run(backend, study, config_hash, seed)
     if previous is not None:
-        run_id = int(previous[0])
+        run_id = previous
         for table in run_tables(backend):
             con.execute(f"delete from {table} where run_id = ?", [run_id])
     else:

@@ -23,8 +23,9 @@ policy                 what it is                                            bud
 the sampling noise between the validation and test instances, which ``learned_batch`` removes.
 Over 9 study seeds of the default study that error ranged from -7% to +8% of B (mean +0.7%,
 RMS 4.4%; the default seed happens to give +4% to +8%), shared by every budget of a run since
-they share one split; the test split alone contributes an SD of about 2% (``toolkit.learn``). Every number is reported with the realised cost, and
-``gain_at_cost`` compares a policy with uniform at the cost it actually spent.
+they share one split; the test split alone contributes an SD of about 2% (``toolkit.learn``).
+Every number is reported with the realised cost, and ``gain_at_cost`` compares a policy with
+uniform at the cost it actually spent.
 
 With cost in tokens or usd an action's cost varies by instance; the priced policies plan with
 each action's mean training cost, so they meet B only approximately there.
