@@ -64,6 +64,16 @@ def query(path, sql: str, params=()):
         return con.execute(sql, list(params)).fetchall()
 
 
+def metric(path, run_id: int, name: str) -> dict[tuple, float]:
+    """{(policy, budget, seed): value} of one metric of a run."""
+    rows = query(
+        path,
+        "select policy, budget, seed, value from evaluations where run_id = ? and metric = ?",
+        [run_id, name],
+    )
+    return {(p, b, s): v for p, b, s, v in rows}
+
+
 def test_every_policy_budget_seed_and_metric_is_evaluated(evaluated):
     study, path, run_id = evaluated[0]
     rows = query(
@@ -81,24 +91,10 @@ def test_every_policy_budget_seed_and_metric_is_evaluated(evaluated):
 
 def test_matched_budgets_are_met_exactly_and_the_oracle_is_the_upper_bound(evaluated):
     for _, path, run_id in evaluated:
-        rows = query(
-            path,
-            "select policy, budget, seed, value from evaluations "
-            "where run_id = ? and metric = 'cost'",
-            [run_id],
-        )
-        for policy, budget, _, cost in rows:
+        for (policy, budget, _), cost in metric(path, run_id, "cost").items():
             if policy in EXACT_BUDGET:
                 assert cost == pytest.approx(budget, rel=1e-9), (policy, budget)
-        accuracy = {
-            (p, b, s): v
-            for p, b, s, v in query(
-                path,
-                "select policy, budget, seed, value from evaluations "
-                "where run_id = ? and metric = 'accuracy'",
-                [run_id],
-            )
-        }
+        accuracy = metric(path, run_id, "accuracy")
         for (policy, budget, seed), value in accuracy.items():
             if policy in EXACT_BUDGET:
                 assert value <= accuracy[("oracle", budget, None)] + 1e-12, (policy, budget, seed)
@@ -194,15 +190,7 @@ def test_gains_are_paired_against_uniform_and_intervals_hold_the_estimate(evalua
 def test_confusion_classes_and_sweep_agree_with_the_evaluations(evaluated):
     study, path, run_id = evaluated[0]
     n_test = round(study.split.test * study.datasets[0].instances)
-    imitation = {
-        (p, b, s): v
-        for p, b, s, v in query(
-            path,
-            "select policy, budget, seed, value from evaluations "
-            "where run_id = ? and metric = 'imitation_accuracy'",
-            [run_id],
-        )
-    }
+    imitation = metric(path, run_id, "imitation_accuracy")
     confusion = query(
         path,
         "select policy, budget, seed, sum(n), sum(n) filter (true_action_id = predicted_action_id)"
