@@ -294,9 +294,11 @@ def test_long_samples_code_answers_per_instance_and_count_tokens(tmp_path):
                 "reference": "gold",
                 "response": "resp",
             },
+            # the prompt's tokens: a template of 10 around a question this log does not hold
+            "prompt_overhead_tokens": 10,
         },
         actions={"samples": [1, 3], "aggregation": "majority", "cost": "tokens"},
-        estimation={"samples_per_instance": 3},
+        estimation={"samples_per_instance": 3, "tokenizer": "approx"},
     )
     (data,) = ingest(study)
     assert data.instances.column("source_id").to_pylist() == ["a", "b"]
@@ -319,7 +321,8 @@ def test_long_samples_code_answers_per_instance_and_count_tokens(tmp_path):
     assert acc[0][2] == pytest.approx(0.5) and acc[2][2] == pytest.approx(1 / 3)
     assert acc[1][2] == pytest.approx(0.5 + 0.5 * (1 / 3))
     assert acc[3][2] == pytest.approx(1 / 3)
-    assert acc[0][3] == pytest.approx(15 / 4) and acc[1][3] == pytest.approx(3 * 15 / 4)
+    # the prompt once, plus b times the mean output tokens
+    assert acc[0][3] == pytest.approx(10 + 15 / 4) and acc[1][3] == pytest.approx(10 + 3 * 15 / 4)
 
 
 def test_parquet_samples_with_one_model_and_flags(tmp_path):
@@ -491,7 +494,7 @@ def test_relative_paths_resolve_against_the_study_file(tmp_path):
         (
             {
                 "source": "counts",
-                "path": "c.json",
+                "path": "c.txt",
                 "model": "m1",
                 "columns": {"id": "i", "n": "n", "n_correct": "c"},
             },

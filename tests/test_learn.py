@@ -9,32 +9,21 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import make_study
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from toolkit import db, features, solve
-from toolkit.config import SplitSpec
+from toolkit.config import SplitSpec, parse_study
 from toolkit.learn import (
-    SPLITS,
-    assign_splits,
-    catboost_params,
     read_features,
     read_outcomes,
+    read_planners,
     read_policies,
     run_outcomes,
     training_sample,
 )
+from toolkit.learned import catboost_params
 from toolkit.pipeline import run_study
-from toolkit.policies import (
-    calibrate_price,
-    fit_difficulty_bins,
-    price_choice,
-    priced_weights,
-    prompt_length_weights,
-    random_weights,
-    uniform_weights,
-)
 from toolkit.resources import sql_text
+from toolkit.splits import SPLITS, assign_splits, folds_of
 
 FAST_LEARN = {"iterations": 30, "depth": 4, "learning_rate": 0.2, "seeds": [0, 1]}
 
@@ -67,7 +56,8 @@ def test_feature_query_matches_its_sql_oracle(learned):
     _, path, run_id = learned
     backend = db.connect(path, read_only=True)
     try:
-        wide, names = read_features(backend, run_id)
+        table = read_features(backend, run_id)
+        wide, names = table.wide, table.names
         oracle = (
             db.raw(backend)
             .execute(
@@ -167,6 +157,7 @@ def test_splits_are_seeded_exact_and_per_dataset():
     first = assign_splits(table, spec, seed=3)
     assert first.equals(assign_splits(table, spec, seed=3))
     assert not first.equals(assign_splits(table, spec, seed=4))
+    assert set(first.column("fold").to_pylist()) == {0}
     assert sorted(first.column("instance_id").to_pylist()) == list(range(1001))
     split = np.array(first.column("split").to_pylist())
     assert set(split) == set(SPLITS)
@@ -184,7 +175,8 @@ def test_stored_splits_partition_the_run(learned):
     with duckdb.connect(str(path), read_only=True) as con:
         counts = dict(
             con.execute(
-                "select split, count(*) from splits where run_id = ? group by split", [run_id]
+                "select split, count(*) from splits where run_id = ? and fold = 0 group by split",
+                [run_id],
             ).fetchall()
         )
     n = study.datasets[0].instances
@@ -193,75 +185,8 @@ def test_stored_splits_partition_the_run(learned):
 
 
 # --------------------------------------------------------------------------------------------
-# Pricing and baselines
+# The classifier (pricing and the baselines: tests/test_policies.py)
 # --------------------------------------------------------------------------------------------
-COST = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    seed=st.integers(0, 10_000),
-    n=st.integers(1, 60),
-    budget=st.floats(1.0, 16.0),
-    coarse=st.booleans(),
-)
-def test_calibrated_price_meets_the_budget_exactly(seed, n, budget, coarse):
-    rng = np.random.default_rng(seed)
-    scores = rng.random((n, 5))
-    if coarse:  # many identical rows: ties at the price, as CatBoost leaves give
-        scores = np.round(scores[rng.integers(0, min(3, n), n)], 1)
-    scores = np.maximum.accumulate(scores, axis=1)  # accuracy curves rise with b
-    cal = calibrate_price(scores, COST, budget, min_price=None)
-    weights = priced_weights(scores, COST, cal)
-    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
-    assert (weights >= -1e-12).all()
-    assert (weights @ COST).mean() == pytest.approx(budget, rel=1e-9, abs=1e-9)
-
-
-def test_accuracy_prices_never_go_negative():
-    scores = np.tile([0.5, 0.6, 0.6, 0.6, 0.6], (10, 1))
-    cal = calibrate_price(scores, COST, 8.0, min_price=0.0)
-    assert cal.price_low >= 0.0
-    weights = priced_weights(scores, COST, cal)
-    # more than b = 2 buys nothing: the budget is left unspent
-    assert (weights @ COST).mean() == pytest.approx(2.0)
-    assert list(price_choice(scores, COST, 0.0)) == [1] * 10
-
-
-def test_baselines_meet_the_budget_and_are_allocations():
-    rng = np.random.default_rng(0)
-    acc = np.sort(rng.random((300, 5)), axis=1)
-    mean_acc = acc.mean(axis=0)
-    for budget in (1.0, 2.0, 3.0, 5.5, 16.0):
-        uniform = uniform_weights(300, budget, COST, mean_acc)
-        assert (uniform @ COST).mean() == pytest.approx(budget)
-        assert (uniform > 0).sum(axis=1).max() <= 2
-        lengths = rng.integers(5, 400, 300).astype(float)
-        prompt, kappa = prompt_length_weights(lengths, budget, COST, mean_acc)
-        assert (prompt @ COST).mean() == pytest.approx(budget, rel=1e-9)
-        assert kappa > 0
-        np.testing.assert_allclose(prompt.sum(axis=1), 1.0)
-    # longer prompts never get less
-    lengths = np.linspace(10, 200, 300)
-    prompt, _ = prompt_length_weights(lengths, 4.0, COST, mean_acc)
-    assert np.all(np.diff(prompt @ COST) >= -1e-12)
-    mix = np.array([0.5, 0.0, 0.25, 0.25, 0.0])
-    assert (random_weights(7, mix) @ COST).mean() == pytest.approx(mix @ COST)
-
-
-def test_difficulty_bins_are_quantiles_with_training_curves():
-    rng = np.random.default_rng(1)
-    signal = rng.normal(size=1000)
-    acc = np.sort(rng.random((1000, 5)), axis=1)
-    bins = fit_difficulty_bins("signal_1", signal, acc, n_bins=5)
-    assigned = bins.bin_of(signal)
-    assert np.bincount(assigned).tolist() == [200] * 5
-    np.testing.assert_allclose(bins.bin_acc[2], acc[assigned == 2].mean(axis=0))
-    assert bins.bin_of(np.array([np.nan]))[0] == 2
-    levels = fit_difficulty_bins("level", rng.integers(1, 6, 1000).astype(float), acc)
-    assert len(levels.edges) == 4
-
-
 def test_catboost_settings_are_the_fast_ones():
     params = catboost_params(small_study().learn, seed=9)
     assert params["random_seed"] == 9
@@ -307,31 +232,69 @@ def test_stored_models_load_and_reproduce_their_calibration(learned):
     backend = db.connect(path, read_only=True)
     try:
         policies = read_policies(backend, run_id)
-        wide, names = read_features(backend, run_id)
-        splits = backend.to_pyarrow(
-            backend.table("splits").filter(ibis._.run_id == run_id)
-        ).to_pandas()
+        table = read_features(backend, run_id)
+        splits = backend.to_pyarrow(backend.table("splits").filter(ibis._.run_id == run_id))
         everything = read_outcomes(backend, run_outcomes(backend, run_id))
+        planner = read_planners(backend, run_id)[0]
     finally:
         backend.disconnect()
     assert len(policies) == len(study.budgets.values) * len(study.learn.seeds)
-    validation_ids = np.sort(splits.loc[splits.split == "validation", "instance_id"].to_numpy())
-    index = np.searchsorted(wide.column("instance_id").to_numpy(), validation_ids)
-    frame = features.to_frame(wide.take(pa.array(index)), names)
-    validation = everything.subset(validation_ids)
+    (fold,) = folds_of(splits)
+    frame = table.frame(fold.validation)
+    validation = everything.subset(fold.validation)
+    # cost in samples: planned cost is the known cost, b, exactly
+    planned = planner.planned(frame, validation.known)
+    assert planner.method == "constant"
+    np.testing.assert_array_equal(planned, validation.cost)
     for policy in policies:
         assert policy.model is not None
         probabilities = policy.probabilities(frame)
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
-        weights = policy.calibrated_weights(probabilities)
-        # the stored price meets the budget on the validation split it was bisected on
-        assert (weights * validation.cost).sum(axis=1).mean() == pytest.approx(
-            policy.budget, rel=1e-9
-        )
+        assert policy.budget in policy.calibrations
+        for budget, calibration in policy.calibrations.items():
+            scores = policy.scores(probabilities)
+            from toolkit.policies import priced_weights
+
+            spent = (priced_weights(scores, planned, calibration) * planned).sum(axis=1).mean()
+            if calibration.price_high == 0.0:  # more compute buys no expected accuracy
+                assert spent <= budget * (1 + 1e-9)
+            else:  # the stored price meets its budget on the validation split
+                assert spent == pytest.approx(budget, rel=1e-9)
     by_seed = {(p.budget, p.seed): p for p in policies}
     a = by_seed[(2.0, 0)].probabilities(frame)
     b = by_seed[(2.0, 1)].probabilities(frame)
     assert not np.allclose(a, b)  # the CatBoost seed matters
+
+
+def test_cross_fitting_scores_every_instance_once_by_policies_that_never_saw_it(tmp_path):
+    study = small_study(name="learn-folds", instances=600)
+    data = study.model_dump(mode="json")
+    data["split"] = {"train": 0.6, "validation": 0.2, "folds": 3}
+    study = parse_study(data, "<folds study>")
+    result = run_study(study, tmp_path, stages=("simulate", "outcomes", "solve", "learn"))
+    with duckdb.connect(str(result.database), read_only=True) as con:
+        tested = con.execute(
+            "select count(*), count(distinct instance_id) from splits where split = 'test'"
+        ).fetchone()
+        roles = con.execute(
+            "select fold, split, count(*) from splits group by all order by all"
+        ).fetchall()
+        leaks = con.execute(
+            "select count(*) from splits t join splits o using (run_id, instance_id) "
+            "where t.split = 'test' and t.fold = o.fold and o.split <> 'test'"
+        ).fetchone()[0]
+        models = con.execute("select count(distinct fold) from policy_models").fetchone()[0]
+        planners = con.execute("select count(*) from cost_planners").fetchone()[0]
+    assert tested == (600, 600)  # every instance is test exactly once
+    assert leaks == 0
+    by_fold = {}
+    for fold, split, count in roles:
+        by_fold.setdefault(fold, {})[split] = count
+    assert sorted(by_fold) == [0, 1, 2]
+    for counts in by_fold.values():
+        assert counts["test"] == 200 and counts["train"] + counts["validation"] == 400
+        assert counts["train"] == 300  # train : validation = 0.6 : 0.2
+    assert models == 3 and planners == 3
 
 
 def test_a_budget_whose_labels_are_all_one_action_needs_no_classifier(tmp_path):
@@ -360,8 +323,8 @@ def test_catboost_sees_at_most_max_train_rows_a_seeded_sample_stated_in_the_repo
     result = run_study(study, tmp_path)
     with duckdb.connect(str(result.database), read_only=True) as con:
         rows, train = con.execute(
-            "select max(train_rows), (select count(*) from splits where split = 'train') "
-            "from policy_models"
+            "select max(train_rows), "
+            "(select count(*) from splits where split = 'train' and fold = 0) from policy_models"
         ).fetchone()
     assert (rows, train) == (400, 900)
     sample = training_sample(np.arange(900), 400, 5)

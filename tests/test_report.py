@@ -35,6 +35,7 @@ SECTIONS = (
     "allocation",
     "imitation",
     "regret",
+    "learned",
     "estimation",
 )
 """Every section of an evaluated simulated run's report, in page order."""
@@ -45,6 +46,7 @@ CHARTS = (
     "level-cost",
     "confusion",
     "regret",
+    "learning-curve",
     "estimation",
 )
 """Every chart of that report, in page order."""
@@ -166,43 +168,75 @@ def test_estimation_info_counts_every_pair(context, study_db):
     assert near / (1500 * 5) > 0.8
 
 
-def test_frontier_info_is_the_mean_over_seeds_of_the_evaluations(context, study_db):
-    expected = {
+def test_frontier_info_is_the_mean_over_seeds_of_the_curves_and_gains(context, study_db):
+    curves = {
+        (policy, budget): (cost, accuracy)
+        for policy, budget, cost, accuracy in query(
+            study_db,
+            "select policy, budget, avg(cost), avg(accuracy) from policy_curves group by all",
+        )
+    }
+    gains = {
         (policy, budget): (value, low, high)
         for policy, budget, value, low, high in query(
             study_db,
             "select policy, budget, avg(value), avg(ci_low), avg(ci_high) from evaluations "
-            "where metric = 'accuracy' group by all",
+            "where metric = 'gain_vs_best_fixed' group by all",
         )
     }
     info = context.frontier.info
-    assert [s.label for s in info.accuracy] == list(report.POLICY_ORDER)
-    for series in info.accuracy:
+    assert [s.label for s in info.curves] == list(report.read.POLICY_ORDER)
+    grid = sorted({b for _, b in curves})
+    for series in info.curves:
+        expected = [curves[(series.label, b)] for b in grid]
+        assert series.x == pytest.approx([c for c, _ in expected])
+        assert series.y == pytest.approx([a for _, a in expected])
+    assert "best_fixed" not in [s.label for s in info.gain]  # the reference itself
+    for series in info.gain:
         assert series.x == (2.0, 3.0, 4.0, 6.0, 8.0)
         for budget, value, low, high in zip(
             series.x, series.y, series.low, series.high, strict=True
         ):
-            assert (value, low, high) == pytest.approx(expected[(series.label, budget)])
-            assert low <= value <= high
-    assert context.frontier.n_seeds == 3
+            assert (value, low, high) == pytest.approx(gains[(series.label, budget)])
+    assert context.frontier.n_seeds == 3 and context.frontier.folds == 1
+    summary = {row.policy: row for row in context.frontier.summary.rows}
+    assert summary["oracle"].aiq == max(row.aiq for row in summary.values())
 
 
-def test_headline_puts_the_oracle_first_then_by_accuracy(context):
+def test_headline_ranks_as_the_analysis_does_with_verdicts(context, study_db):
+    ranked = query(
+        study_db,
+        "select budget, policy, rank from (" + bi.headline_sql() + ") order by budget, rank",
+    )
     assert [block.budget for block in context.headline] == [2.0, 3.0, 4.0, 6.0, 8.0]
     for block in context.headline:
-        assert block.rows[0].policy == "oracle"
-        assert block.rows[0].oracle_share == pytest.approx(1.0)
-        rest = [row.accuracy for row in block.rows[1:]]
-        assert rest == sorted(rest, reverse=True)
-        uniform = next(row for row in block.rows if row.policy == "uniform")
-        assert uniform.gain == 0.0 and uniform.cost == pytest.approx(block.budget)
-        for row in block.rows:
-            assert row.gain == pytest.approx(row.accuracy - uniform.accuracy, abs=1e-12)
+        assert block.label == f"B = {block.budget:g} samples"
+        first, *rest = block.rows
+        assert first.point.policy == "oracle" and first.rank is None
+        assert first.point.oracle_share == pytest.approx(1.0)
+        expected = [p for b, p, _ in ranked if b == block.budget]
+        assert [row.point.policy for row in rest] == expected
+        within = [row.point.within_budget for row in rest]
+        assert within == sorted(within, reverse=True), "over budget ranks last"
+        best = next(row.point for row in block.rows if row.point.policy == "best_fixed")
+        assert best.verdict == "reference" and best.gain_vs_best_fixed == 0.0
+        for row in rest:
+            p = row.point
+            if p.gain_vs_best_fixed_ci_low is not None and p.policy != "best_fixed":
+                verdict = (
+                    "above zero"
+                    if p.gain_vs_best_fixed_ci_low > 0
+                    else "below zero"
+                    if p.gain_vs_best_fixed_ci_high < 0
+                    else "includes zero"
+                )
+                assert p.verdict == verdict
+            assert p.within_budget is (p.cost <= block.budget * 1.02)
 
 
 def test_allocation_shares_match_the_policy_allocations(context, study_db):
     info = context.allocation.info
-    assert info.policies == ("oracle", "learned_calibrated")
+    assert info.policies == ("oracle", "learned_batch")
     assert info.budget == 4.0
     assert info.levels == tuple(f"level {level}" for level in range(1, 6))
     assert info.actions == ("b=1", "b=2", "b=4", "b=8", "b=16")
@@ -253,11 +287,11 @@ def test_level_cost_matches_the_allocations_at_every_budget(context, study_db):
 
 def test_imitation_numbers_match_the_evaluation_tables(context, study_db):
     section = context.imitation
-    assert section.policy == "learned_calibrated"
+    assert section.policy == "learned_batch"
     expected = dict(
         query(
             study_db,
-            "select budget, avg(value) from evaluations where policy = 'learned_calibrated' "
+            "select budget, avg(value) from evaluations where policy = 'learned_batch' "
             "and metric = 'imitation_accuracy' group by all",
         )
     )
@@ -290,7 +324,9 @@ def test_regret_rows_match_the_regret_bounds(context, study_db):
         assert (row.imitation_error, row.regret, row.bound) == pytest.approx((eps, regret, bound))
         assert row.holds is holds
         assert row.bound_used == pytest.approx(regret / bound)
-    assert [r.policy for r in section.rows] == ["learned_calibrated"] * 5
+        assert row.bound_over_regret == pytest.approx(bound / regret)
+        assert row.vacuous is (row.bound >= row.mean_gap)
+    assert [r.policy for r in section.rows] == ["learned_batch"] * 5
     assert section.all_hold is all(holds for *_, holds in expected.values())
 
 

@@ -101,6 +101,37 @@ def run_sql_file(sql_file: str | Path, database: str | Path) -> list[dict[str, A
     return query_rows(database, text)
 
 
+HEADLINE_SQL = "analyses/best_policy_per_budget.sql"
+"""The ranking of policies per budget that the report's headline and ``stl run``'s summary
+show: one definition, the analysis users run themselves."""
+
+
+def headline_sql() -> str:
+    """The text of ``best_policy_per_budget.sql`` as a subquery (no final semicolon)."""
+    from toolkit.resources import sql_text
+
+    return sql_text(HEADLINE_SQL).strip().rstrip(";")
+
+
+def headline_rows(backend: ibis.BaseBackend, run_id: int) -> list[dict[str, Any]]:
+    """``best_policy_per_budget.sql`` for one run, on an open study database."""
+    text = headline_sql()
+    cursor = db.raw(backend).execute(
+        f"select * from (\n{text}\n) where run_id = ? order by budget, rank", [run_id]
+    )
+    columns = [column[0] for column in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def read_headline(database: str | Path, run_id: int) -> list[dict[str, Any]]:
+    """``headline_rows`` of a study database opened read-only."""
+    backend = open_read_only(database)
+    try:
+        return headline_rows(backend, run_id)
+    finally:
+        backend.disconnect()
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "NULL"
@@ -166,6 +197,8 @@ __all__ = [
     "analysis_files",
     "export_views",
     "format_table",
+    "headline_rows",
+    "read_headline",
     "open_read_only",
     "query_rows",
     "run_sql_file",

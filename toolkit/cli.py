@@ -64,6 +64,14 @@ def _summarise(result) -> None:
         console.print(f"  {table:<12} {rows:>12,} rows")
     if result.report is not None:
         console.print(f"report -> {result.report}")
+    if result.headline:
+        from toolkit.formatting import headline_text
+
+        typer.echo(
+            "\nPolicies at the same realised spend (accuracy at mean cost = B on the test "
+            "split; cost: what the policy's own B-priced allocation spent):"
+        )
+        typer.echo(headline_text(result.headline, result.cost_unit))
 
 
 @app.command()

@@ -32,7 +32,18 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
-POLICY_NAMES = ("oracle", "uniform", "random", "prompt_length", "difficulty_bins", "learned")
+POLICY_NAMES = (
+    "oracle",
+    "uniform",
+    "best_fixed",
+    "always",
+    "random",
+    "prompt_length",
+    "difficulty_bins",
+    "learned",
+)
+"""Policy families a study can compare (``toolkit.evaluate.expand_policies`` says what each
+becomes): ``always`` is one ``always_<model>`` row per model, ``learned`` its deployments."""
 
 
 class _Section(BaseModel):
@@ -47,13 +58,14 @@ class StudyInfo(_Section):
     description: str = ""
 
 
-FileFormat = Literal["csv", "jsonl", "parquet", "json_columns"]
+FileFormat = Literal["csv", "jsonl", "json", "parquet", "json_columns"]
 ColumnName = Annotated[str, Field(min_length=1)]
 
 FORMAT_BY_SUFFIX: dict[str, str] = {
     ".csv": "csv",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    ".json": "json",
     ".parquet": "parquet",
 }
 """File formats known from the extension; any other file declares ``format``."""
@@ -108,6 +120,8 @@ class ColumnMap(_SparseSection):
     reference: ColumnName | None = None
     tokens: ColumnName | None = None
     response: ColumnName | None = None
+    prompt_tokens: ColumnName | None = None
+    cost: ColumnName | None = None
     n: ColumnName | None = None
     n_correct: ColumnName | None = None
     text: ColumnName | None = None
@@ -116,11 +130,12 @@ class ColumnMap(_SparseSection):
 class ModelColumns(_SparseSection):
     """``[datasets.models.<model>]`` (``source = "wide"``): one model's columns: ``correct``
     (its answer is right), optionally ``response`` (its text; tokens are counted from it) or
-    ``tokens`` (its output tokens)."""
+    ``tokens`` (its output tokens), and ``cost`` (the dollars its answer cost, as logged)."""
 
     correct: ColumnName
     response: ColumnName | None = None
     tokens: ColumnName | None = None
+    cost: ColumnName | None = None
 
     @model_validator(mode="after")
     def _one_token_source(self) -> ModelColumns:
@@ -166,18 +181,36 @@ class MetadataSpec(_SparseSection):
 _SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     # source: (required keys, accepted keys), besides name and source
     "simulate": ({"preset"}, {"preset", "instances"}),
-    "samples": ({"path", "columns"}, {"path", "format", "model", "columns", "metadata"}),
+    "samples": (
+        {"path", "columns"},
+        {"path", "format", "model", "columns", "metadata", "prompt_overhead_tokens"},
+    ),
     "counts": ({"path", "columns"}, {"path", "format", "model", "columns", "metadata"}),
-    "wide": ({"path", "columns", "models"}, {"path", "format", "columns", "models", "metadata"}),
+    "wide": (
+        {"path", "columns", "models"},
+        {"path", "format", "columns", "models", "metadata", "prompt_overhead_tokens"},
+    ),
 }
 _SOURCE_COLUMNS: dict[str, tuple[set[str], set[str]]] = {
     # source: (required column keys, accepted column keys)
     "samples": (
         {"id"},
-        {"id", "model", "sample", "answer", "correct", "reference", "tokens", "response", "text"},
+        {
+            "id",
+            "model",
+            "sample",
+            "answer",
+            "correct",
+            "reference",
+            "tokens",
+            "response",
+            "prompt_tokens",
+            "cost",
+            "text",
+        },
     ),
     "counts": ({"id", "n", "n_correct"}, {"id", "model", "n", "n_correct", "text"}),
-    "wide": ({"id"}, {"id", "text"}),
+    "wide": ({"id"}, {"id", "text", "prompt_tokens"}),
 }
 
 
@@ -197,13 +230,19 @@ class DatasetSpec(_SparseSection):
       ``model`` for the whole file; optional ``sample`` (numbered in file order if absent);
       ``correct`` (a flag) or ``reference`` (correct when the answer equals it); optional
       ``answer`` (coded per instance, needed for majority votes); optional ``tokens`` or
-      ``response`` (tokens counted from the text); optional ``text`` (the question).
+      ``response`` (output tokens, or counted from the text); optional ``prompt_tokens`` (the
+      prompt's tokens as the log recorded them) and ``cost`` (the sample's dollar cost as
+      logged); optional ``text`` (the question).
     - ``counts``: one row per instance and model: ``id``, the model as above, ``n`` samples of
       which ``n_correct`` are correct; optional ``text``.
     - ``wide``: one row per instance with one set of columns per model (routing logs): ``id``,
-      optional ``text``, and a ``[datasets.models.<model>]`` table per model (``ModelColumns``).
+      optional ``text`` and ``prompt_tokens``, and a ``[datasets.models.<model>]`` table per
+      model (``ModelColumns``).
 
     ``metadata`` (``MetadataSpec``) joins a file of levels, subjects and question text by id.
+    ``prompt_overhead_tokens``: tokens of the prompt around the question (a template, few-shot
+    examples) that a prompt length counted from the question text lacks; added to every
+    instance's prompt tokens unless the log records them (``columns.prompt_tokens``).
     """
 
     name: Name
@@ -216,6 +255,7 @@ class DatasetSpec(_SparseSection):
     columns: ColumnMap | None = None
     models: dict[Name, ModelColumns] | None = None
     metadata: MetadataSpec | None = None
+    prompt_overhead_tokens: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -265,6 +305,11 @@ class DatasetSpec(_SparseSection):
                 raise ValueError("columns.reference needs columns.answer to compare it with")
             if "tokens" in columns and "response" in columns:
                 raise ValueError("declare columns.tokens or columns.response, not both")
+        if self.prompt_overhead_tokens is not None and "prompt_tokens" in columns:
+            raise ValueError(
+                "prompt_overhead_tokens: the log records prompt tokens (columns.prompt_tokens); "
+                "an overhead would count the template twice"
+            )
         if self.metadata is not None and "text" in columns and self.metadata.columns.text:
             raise ValueError(
                 "the question text comes from columns.text or metadata.columns.text, not both"
@@ -302,13 +347,20 @@ class ActionSpec(_Section):
 
     ``aggregation``: ``majority`` (majority vote over b samples, ties broken uniformly at
     random) or ``pass`` (pass@b: correct if any of the b samples is, an oracle verifier).
-    ``cost``: the unit of cost and of budgets: ``samples`` (b), ``tokens`` (expected output
-    tokens of b samples plus the prompt once) or ``usd`` (tokens times the model's prices).
+    ``cost``: the unit of cost and of budgets: ``samples`` (b), ``tokens`` (the prompt's
+    tokens, billed once, plus the expected output tokens of b samples) or ``usd`` (the same
+    tokens times the model's prices, or the logged dollar cost of b samples).
+    ``prompt``: whether b samples pay for the prompt ``once`` (one request asking for b
+    completions, or a shared prefix cache) or once ``per_sample`` (b separate requests).
+    ``fixed_cost``: added to every action's cost, in the unit of ``cost``, and known before
+    spending (a verifier call, a per-request fee).
     """
 
     samples: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 2, 4, 8, 16]
     aggregation: Literal["majority", "pass"] = "majority"
     cost: Literal["samples", "tokens", "usd"] = "samples"
+    prompt: Literal["once", "per_sample"] = "once"
+    fixed_cost: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
 
     @model_validator(mode="after")
     def _distinct(self) -> ActionSpec:
@@ -327,6 +379,11 @@ class EstimationSpec(_Section):
 
     samples_per_instance: PositiveInt = 48
     method: Literal["exact"] = "exact"
+    tokenizer: Literal["cl100k_base", "o200k_base", "approx"] = "cl100k_base"
+    """How tokens are counted from text where a log records none (prompts, responses):
+    ``cl100k_base`` (GPT-4's BPE) or ``o200k_base`` (GPT-4o's), exact for those models and a
+    close proxy for other BPE vocabularies (``toolkit.tokens``), or ``approx``, the regular
+    expression of ``sql/features/approx_tokens.sql``, kept as a fallback."""
 
 
 class SimulationSpec(_Section):
@@ -348,14 +405,31 @@ class SimulationSpec(_Section):
 
 
 class SplitSpec(_Section):
-    """``[split]``: fractions of instances for training, validation and test (seeded)."""
+    """``[split]``: how instances are split, by instance and seeded, each dataset alike.
+
+    ``folds = 1`` (the default): one split into ``train``, ``validation`` and ``test`` in the
+    declared fractions. ``folds = k >= 2`` (cross-fitting, for small data): the instances are
+    cut into k folds; each fold is the test split once, and the other folds are divided into
+    train and validation in the proportion ``train : validation``, so every instance is scored
+    exactly once by policies that never saw it. ``test`` is then 1/k and is not declared.
+    """
 
     train: Fraction = 0.6
     validation: Fraction = 0.2
     test: Fraction = 0.2
+    folds: Annotated[int, Field(ge=1, le=50)] = 1
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> SplitSpec:
+        if self.folds > 1:
+            if "test" in self.model_fields_set:
+                raise ValueError(
+                    f"test: with folds = {self.folds} each fold is the test split once "
+                    f"(1/{self.folds} of the instances); leave test out"
+                )
+            if min(self.train, self.validation) <= 0:
+                raise ValueError("train and validation need positive fractions")
+            return self
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"train + validation + test must be 1, got {total:g}")
@@ -363,15 +437,27 @@ class SplitSpec(_Section):
             raise ValueError("every split needs a positive fraction")
         return self
 
+    @property
+    def train_share(self) -> float:
+        """The share of a fold's training instances (train and validation) used for training."""
+        return self.train / (self.train + self.validation)
+
 
 class BudgetSpec(_Section):
-    """``[budgets]``: target mean cost per instance, in the unit of ``actions.cost``."""
+    """``[budgets]``: target mean cost per instance, in the unit of ``actions.cost``.
 
-    values: Annotated[list[Annotated[float, Field(gt=0.0)]], Field(min_length=1)] = [
-        2.0,
-        4.0,
-        8.0,
-    ]
+    ``values``: the budgets every table and the report are about. ``grid``: how many more
+    budgets, spaced geometrically over the feasible range, every policy is also run at, so that
+    each has an accuracy-versus-realised-cost curve (matched-spend comparisons, AIQ).
+    ``tolerance``: a policy whose realised mean cost exceeds B by more than this fraction is
+    flagged as over budget and ranked after those within it.
+    """
+
+    values: Annotated[
+        list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]], Field(min_length=1)
+    ] = [2.0, 4.0, 8.0]
+    grid: Annotated[int, Field(ge=0, le=400)] = 24
+    tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
 
     @model_validator(mode="after")
     def _distinct(self) -> BudgetSpec:

@@ -33,6 +33,7 @@ import duckdb
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from toolkit.errors import StudyError
@@ -180,7 +181,7 @@ class Engine:
         folder.mkdir(parents=True, exist_ok=True)
         written = 0
         for batch in _batches(data):
-            table = _as_table(batch)
+            table = _finite_or_null(batch)
             if schema is not None:
                 table = _conform(table, schema)
             pq.write_table(table, folder / f"part-{len(list(folder.iterdir())):06d}.parquet")
@@ -373,7 +374,40 @@ def _table_columns(con, table: str) -> list[tuple[str, str]]:
     ).fetchall()
 
 
+def _finite_or_null(batch):
+    """Floating columns with NaN and inf replaced by null: an undefined number is stored as
+    NULL, never as NaN or inf."""
+    table = _as_table(batch)
+    for index, column in enumerate(table.columns):
+        if pa.types.is_floating(column.type):
+            finite = pc.is_finite(column)
+            if pc.all(pc.or_kleene(finite, pc.is_null(column))).as_py() is False:
+                table = table.set_column(
+                    index,
+                    table.field(index),
+                    pc.if_else(finite, column, pa.scalar(None, column.type)),
+                )
+    return table
+
+
+def records(backend: ibis.BaseBackend | Engine, table: str, rows: list[dict]) -> pa.Table:
+    """Python row dicts as an Arrow table of ``table``'s own column types (from its DDL in
+    ``sql/tables``, read back from the record: the one definition of the schema); keys a row
+    lacks are null, ``run_id`` is left to ``append``."""
+    schema = raw(backend).execute(f"select * from {_identifier(table)} limit 0").arrow().schema
+    schema = pa.schema([f for f in schema if f.name != "run_id"])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _identifier(name: str) -> str:
+    """A table name of the toolkit's own schema, quoted (never a user's value)."""
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a table name: {name!r}")
+    return f'"{name}"'
+
+
 def _insert_batch(con, table: str, columns: list[tuple[str, str]], batch, run_id: int) -> int:
+    batch = _finite_or_null(batch)
     names = set(batch.schema.names)
     unknown = sorted(names - {name for name, _ in columns})
     if unknown:

@@ -1,44 +1,43 @@
-"""Evaluate: every policy on the test split at every budget, with paired bootstrap intervals and
-the regret bound of the learned policy.
+"""Evaluate: every stored policy on the test instances at every budget, compared at the same
+realised spend, with paired bootstrap intervals and the regret bound.
 
-Policies (``POLICIES``), each a weight matrix over the test instances (``toolkit.policies``):
+Policies (``expand_policies``), all fitted by ``toolkit.learn`` on each fold's training split
+and read back as stored; this stage only calls their ``allocate`` on the test inputs, the same
+call a deployment makes:
 
-=====================  ====================================================  ================
-policy                 what it is                                            budget met on
-=====================  ====================================================  ================
-``oracle``             the Lagrangian oracle solved on the test split: the   test outcomes
-                       upper bound
-``uniform``            the same action for all, two neighbouring b mixed     exactly
-``random``             the training oracle's action mix, shuffled            exactly
-``prompt_length``      planned cost proportional to prompt length            test features
-``difficulty_bins``    best action per bin of a difficulty signal            test features
-``learned_argmax``     the classifier's most probable action                 (not calibrated)
-``learned_calibrated`` priced decoder, mu bisected on the validation split   validation
-``learned_batch``      the same decoder, mu bisected on the test batch       test features
-=====================  ====================================================  ================
+=======================  ==================================================  ================
+policy                   what it is                                          budget met on
+=======================  ==================================================  ================
+``oracle``               the Lagrangian oracle solved on the test outcomes:  test outcomes
+                         the upper bound (it sees the outcomes it is scored
+                         on, so it also profits from their estimation noise)
+``best_fixed``           one mix for all, over the concave hull of actions   test inputs
+``uniform``              one mix for all, the two actions around B           test inputs
+``always_<model>``       uniform over one model's actions                    test inputs
+``random``               the training oracle's action mix                    test inputs
+``prompt_length``        planned cost proportional to prompt length          test inputs
+``difficulty_bins``      best action per bin of a difficulty signal          test inputs
+``learned_argmax``       the classifier's most probable action               (not priced)
+``learned_calibrated``   priced decoder, mu set on the validation split      validation
+``learned_batch``        the same decoder, mu set on the test batch          test inputs
+=======================  ==================================================  ================
 
-"Test features" means the policy sets its price on the batch it serves using the inputs only
-(with cost in samples the cost of an action is known before running it), never the outcomes.
-``learned_calibrated`` is the held-out deployment: its realised test cost differs from B by
-the sampling noise between the validation and test instances, which ``learned_batch`` removes.
-Over 9 study seeds of the default study that error ranged from -7% to +8% of B (mean +0.7%,
-RMS 4.4%; the default seed happens to give +4% to +8%), shared by every budget of a run since
-they share one split; the test split alone contributes an SD of about 2% (``toolkit.learn``).
-Every number is reported with the realised cost, and ``gain_at_cost`` compares a policy with
-uniform at the cost it actually spent.
+"Test inputs" means the policy sets its price on the batch it serves from the inputs only
+(features and planned costs, ``toolkit.costs``), never the outcomes: its mean *planned* cost is
+B exactly. With cross-fitting (``[split] folds = k``) each fold's test split is allocated by
+that fold's policies and the folds are pooled: every instance is scored once.
 
-With cost in tokens or usd an action's cost varies by instance; the priced policies plan with
-each action's mean training cost, so they meet B only approximately there.
+**Two allocations per policy and budget.** The allocation priced at B (``accuracy``,
+``planned_cost``, realised ``cost``, ``budget_error``, imitation and regret metrics), and the
+*matched* allocation whose realised mean cost is B exactly, a mix of two of its grid budgets
+(``toolkit.metrics``): every comparison between policies is made there (``matched_accuracy``
+and the gains). Metrics per policy, budget and CatBoost seed (``evaluations``, long form;
+seedless policies have a null seed), each with a paired bootstrap 95% interval:
 
-Metrics per policy, budget and CatBoost seed (``evaluations``, long form; seedless policies have
-a null seed), each with a paired bootstrap 95% interval over the test instances (the same
-resamples for every policy, so differences are paired):
-
-- ``accuracy``: mean expected accuracy ``mean_i sum_a W_ia acc_i(a)``; ``cost``: realised mean
-  cost; ``budget_error``: cost / B - 1;
-- ``gain``: accuracy - uniform's accuracy at B; ``relative_gain``: gain / uniform's accuracy;
-  ``gain_at_cost``: accuracy - uniform's accuracy at the policy's realised cost;
-  ``oracle_share``: gain / the oracle's gain (the share of the oracle's gain captured);
+- ``accuracy``, ``planned_cost``, ``cost``, ``budget_error`` = cost / B - 1;
+- ``matched_accuracy``: accuracy at realised cost B; ``gain_vs_best_fixed``,
+  ``relative_gain_vs_best_fixed``, ``gain_vs_uniform``, ``relative_gain_vs_uniform``: paired
+  differences of matched accuracies; ``oracle_share``: gain_vs_best_fixed / the oracle's;
 - ``imitation_accuracy``: mean weight on the oracle label at lambda*(B) (top-1 agreement for a
   hard policy); ``balanced_accuracy``: the mean of the per-class recalls;
 - ``lagrangian_regret``: ``mean_i max_a L_i(a) - sum_a W_ia L_i(a)`` with
@@ -46,73 +45,78 @@ resamples for every policy, so differences are paired):
   imitation error and ``Delta_max = max_i max_a L_i(a) - min_a L_i(a)``. Each mistaken instance
   loses at most its own gap, so regret <= eps * Delta_max for every policy; ``regret_bounds``
   records the check.
+
+Undefined values (a share of an oracle gain of zero, a matched accuracy where no two budgets
+bracket B) are NULL. ``policy_curves`` holds every policy's (planned cost, realised cost,
+accuracy) over the grid, ``policy_summaries`` its AIQ and cost to reach the best action.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import ibis
 import numpy as np
 import pyarrow as pa
 
-from toolkit import db, features, solve
+from toolkit import db, solve
 from toolkit.config import Study
 from toolkit.errors import StudyError
 from toolkit.learn import (
-    LearnedPolicy,
+    FeatureTable,
     OutcomeMatrix,
-    feature_rows,
+    read_baselines,
     read_features,
     read_outcomes,
+    read_planners,
     read_policies,
+    run_budget_grid,
     run_outcomes,
-    run_splits,
-    split_outcomes,
 )
-from toolkit.policies import (
-    DifficultyBins,
-    difficulty_bin_weights,
-    fit_difficulty_bins,
-    priced_weights,
-    prompt_length_weights,
-    random_weights,
-    uniform_weights,
+from toolkit.learned import DEPLOYMENTS, LearnedDeployment
+from toolkit.metrics import (
+    RESAMPLES,
+    MatchedMix,
+    PairedBootstrap,
+    defined,
+    interval,
+    matched_mix,
+    ratio,
+    summarise_curve,
 )
+from toolkit.policies import Decision, Inputs, Policy
+from toolkit.splits import Fold, folds_of
 
-POLICIES = (
-    "oracle",
+BASELINE_ORDER = (
+    "best_fixed",
     "uniform",
     "random",
     "prompt_length",
     "difficulty_bins",
-    "learned_argmax",
-    "learned_calibrated",
-    "learned_batch",
 )
-LEARNED = ("learned_argmax", "learned_calibrated", "learned_batch")
-RESAMPLES = 1000
-CONFIDENCE = 0.95
-_BOOTSTRAP_STREAM = 1_000_002
-BIN_SIGNALS = ("signal_1", "probe_entropy", "level", "prompt_tokens")
-"""Difficulty-bin signals in order of preference: the first one the training split has."""
-N_BINS = 5
+LEARNED = DEPLOYMENTS
+POLICIES = ("oracle", *BASELINE_ORDER, *LEARNED)
+"""Every policy name but the ``always_<model>`` rows, in evaluation order."""
+REFERENCES = ("oracle", "best_fixed", "uniform")
+"""Always evaluated: every gain is measured against them."""
 
 
-@dataclass(frozen=True)
-class PolicyAllocation:
-    """One policy's allocation of the test instances at one budget (and CatBoost seed)."""
-
-    policy: str
-    budget: float
-    seed: int | None
-    weights: np.ndarray
-    calibrated_on: str
-    parameter_name: str | None = None
-    parameter: float | None = None
-    mix: float | None = None
-    description: str = ""
+def expand_policies(compare: list[str], models: tuple[str, ...] = ()) -> list[str]:
+    """The study's ``policies.compare`` names as evaluated policies: ``learned`` is its three
+    deployments, ``always`` one ``always_<model>`` per model (with more than one model); the
+    references are always evaluated."""
+    wanted = set(compare) | set(REFERENCES)
+    if "learned" in wanted:
+        wanted |= set(LEARNED)
+    names = [p for p in POLICIES if p in wanted]
+    distinct = list(dict.fromkeys(models))
+    if "always" in wanted and len(distinct) > 1:
+        names[names.index("uniform") + 1 : names.index("uniform") + 1] = [
+            f"always_{m}" for m in distinct
+        ]
+    return names
 
 
 @dataclass
@@ -122,6 +126,7 @@ class EvaluationSummary:
     rows: dict[str, int] = field(default_factory=dict)
     evaluations: list[dict] = field(default_factory=list)
     regret: list[dict] = field(default_factory=list)
+    summaries: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def value(self, policy: str, budget: float, metric: str, seed: int | None = None) -> dict:
@@ -137,159 +142,204 @@ class EvaluationSummary:
         raise KeyError((policy, budget, metric, seed))
 
 
-def expand_policies(compare: list[str]) -> list[str]:
-    """The study's ``policies.compare`` names as evaluated policies: ``learned`` is its three
-    deployments; uniform and the oracle are always evaluated (every gain is measured against
-    them)."""
-    wanted = set(compare) | {"uniform", "oracle"}
-    if "learned" in wanted:
-        wanted |= set(LEARNED)
-    return [p for p in POLICIES if p in wanted]
-
-
 # --------------------------------------------------------------------------------------------
-# Bootstrap
-# --------------------------------------------------------------------------------------------
-def bootstrap_counts(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) multiplicities of each test instance in each paired resample."""
-    rng = _bootstrap_rng(seed)
-    draws = rng.integers(0, n, size=(resamples, n))
-    counts = np.zeros((resamples, n), dtype=np.float64)
-    np.add.at(counts, (np.arange(resamples)[:, None], draws), 1.0)
-    return counts
-
-
-def _bootstrap_rng(seed: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _BOOTSTRAP_STREAM])))
-
-
-DENSE_BOOTSTRAP_CELLS = 2**25
-"""Up to this many resamples x test instances (256 MiB as float64) the counts are one dense
-float64 matrix and each resample's means one matrix product, as ``bootstrap_counts``; beyond
-it, small integer counts and products in blocks of instances (``PairedBootstrap``)."""
-_BLOCK_CELLS = 2**21  # resamples x instances converted to float64 at a time (16 MiB: in cache)
-
-
-class PairedBootstrap:
-    """The paired bootstrap's resamples of the n test instances, shared by every policy.
-
-    ``means(values)`` is, for each resample, the mean of each column of ``values`` (n, q) over
-    the resampled instances: ``counts @ values / n``. Small (resamples x n at most
-    ``DENSE_BOOTSTRAP_CELLS``): exactly ``bootstrap_counts(n, resamples, seed) @ values / n``.
-    Larger: the same draws (the same random stream, drawn one resample at a time) kept as
-    uint8 counts (wider if an instance is ever drawn 256 times), 1/8 of the float matrix, and
-    the product summed over blocks of instances, so memory stays near resamples x n bytes
-    (2 GB at 2e6 test instances, against 16 GB). The blocked sums may differ from the single
-    product in the last bits."""
-
-    def __init__(self, n: int, resamples: int, seed: int) -> None:
-        self.n, self.resamples = n, resamples
-        self.dense = resamples * n <= DENSE_BOOTSTRAP_CELLS
-        if self.dense:
-            self.counts = bootstrap_counts(n, resamples, seed)
-            return
-        rng = _bootstrap_rng(seed)
-        counts = np.zeros((resamples, n), dtype=np.uint8)
-        for row in range(resamples):  # row by row: the same stream as one (resamples, n) draw
-            tally = np.bincount(rng.integers(0, n, size=n), minlength=n)
-            if tally.max() > np.iinfo(counts.dtype).max:
-                counts = counts.astype(np.min_scalar_type(tally.max()))
-            counts[row] = tally
-        self.counts = counts
-
-    def means(self, values: np.ndarray) -> np.ndarray:
-        """(resamples, q): each column's mean over each resample's instances."""
-        if self.dense:
-            return self.counts @ values / self.n
-        total = np.zeros((self.resamples, values.shape[1]))
-        step = max(1, _BLOCK_CELLS // self.resamples)
-        for start in range(0, self.n, step):
-            block = self.counts[:, start : start + step].astype(np.float64)
-            total += block @ values[start : start + step]
-        return total / self.n
-
-
-def interval(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Percentile interval of bootstrap samples (NaNs, from empty classes, ignored)."""
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return (float("nan"), float("nan"))
-    tail = 50.0 * (1.0 - confidence)
-    low, high = np.percentile(finite, [tail, 100.0 - tail])
-    return float(low), float(high)
-
-
-# --------------------------------------------------------------------------------------------
-# Metrics of one allocation
+# The test instances, pooled over folds, and the policies that allocate them
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class BudgetContext:
-    """Everything shared by the policies at one budget."""
+class TestSet:
+    """The test instances of every fold, pooled (instance_id order), and each fold's inputs."""
+
+    outcomes: OutcomeMatrix
+    folds: list[Fold]
+    inputs: dict[int, Inputs]
+    positions: dict[int, np.ndarray]
+    """Per fold, the rows of its test instances in ``outcomes``."""
+    fold_of: np.ndarray
+    planned: np.ndarray
+    """(n, K) planned cost of every pooled test instance (by its fold's planner)."""
+
+    @property
+    def n(self) -> int:
+        return len(self.outcomes.instance_ids)
+
+
+@dataclass
+class PolicyRun:
+    """One evaluated policy (and CatBoost seed): its fitted policy in every fold."""
+
+    name: str
+    seed: int | None
+    by_fold: dict[int, Policy]
+
+    def allocate(self, test: TestSet, budget: float) -> tuple[np.ndarray, dict[int, Decision]]:
+        """The pooled (n, K) weights at ``budget`` and each fold's decision."""
+        weights = np.zeros(test.outcomes.acc.shape)
+        decisions = {}
+        for fold, policy in self.by_fold.items():
+            decision = policy.allocate(test.inputs[fold], budget)
+            weights[test.positions[fold]] = decision.weights
+            decisions[fold] = decision
+        return weights, decisions
+
+
+def read_test_set(
+    backend, study: Study, run_id: int, table: FeatureTable
+) -> tuple[TestSet, OutcomeMatrix]:
+    """The pooled test set (with every fold's planned costs) and all the run's outcomes."""
+    everything = read_outcomes(backend, run_outcomes(backend, run_id))
+    splits = backend.to_pyarrow(backend.table("splits").filter(ibis._.run_id == run_id))
+    folds = folds_of(splits)
+    if not folds or any(len(f.test) == 0 or len(f.train) == 0 for f in folds):
+        raise StudyError(
+            f"run {run_id} has no train or test split: evaluate needs the learn stage first"
+        )
+    planners = read_planners(backend, run_id)
+    pooled = np.sort(np.concatenate([f.test for f in folds]))
+    test = everything.subset(pooled)
+    inputs, positions = {}, {}
+    fold_of = np.zeros(len(pooled), dtype=np.int64)
+    planned = np.zeros(test.acc.shape)
+    for fold in folds:
+        rows = np.searchsorted(pooled, fold.test)
+        frame = table.frame(fold.test)
+        fold_planned = planners[fold.fold].planned(frame, test.known[rows])
+        inputs[fold.fold] = Inputs(fold.test, frame, fold_planned)
+        positions[fold.fold] = rows
+        fold_of[rows] = fold.fold
+        planned[rows] = fold_planned
+    return TestSet(test, folds, inputs, positions, fold_of, planned), everything
+
+
+def policy_runs(backend, run_id: int, wanted: list[str]) -> list[PolicyRun]:
+    """Every wanted policy as stored by the learn stage (learned: one run per seed)."""
+    baselines = read_baselines(backend, run_id)
+    runs: dict[str, PolicyRun] = {}
+    for fold, named in baselines.items():
+        for name, policy in named:
+            if name in wanted:
+                runs.setdefault(name, PolicyRun(name, None, {})).by_fold[fold] = policy
+    out = [runs[name] for name in wanted if name in runs]
+    if not any(p in wanted for p in LEARNED):
+        return out
+    classifiers: dict[tuple[int, int], dict[float, object]] = {}
+    for policy in read_policies(backend, run_id):
+        classifiers.setdefault((policy.seed, policy.fold), {})[policy.budget] = policy
+    seeds = sorted({seed for seed, _ in classifiers})
+    for deployment in LEARNED:
+        if deployment not in wanted:
+            continue
+        for seed in seeds:
+            by_fold = {
+                fold: LearnedDeployment(deployment, classifiers[(s, fold)])
+                for s, fold in classifiers
+                if s == seed
+            }
+            out.append(PolicyRun(deployment, seed, by_fold))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Per budget: the references every gain is measured against
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class References:
+    """At one budget: lambda*, the oracle labels, and the matched accuracies of the oracle,
+    best_fixed and uniform (per test instance)."""
 
     budget: float
-    lambda_: float
-    test: OutcomeMatrix
+    lambda_: np.ndarray
+    """(n,) lambda*(B) of each instance's fold."""
     labels: np.ndarray
-    """(n,) column index of each test instance's oracle label at lambda*(B)."""
-    uniform_acc: np.ndarray
-    oracle_acc: np.ndarray
-    bootstrap: PairedBootstrap
-    action_cost: np.ndarray
-    action_acc: np.ndarray
+    """(n,) column index of each test instance's oracle label at its fold's lambda*(B)."""
+    oracle: np.ndarray
+    best_fixed: np.ndarray | None
+    uniform: np.ndarray | None
+    binding: bool
 
 
-def _per_instance(context: BudgetContext, allocation: PolicyAllocation) -> dict[str, np.ndarray]:
-    """The per-instance quantities whose means (over the test split or a bootstrap resample)
-    make every metric: each metric is a mean or a ratio of two means."""
-    test, weights = context.test, allocation.weights
+def _per_instance(
+    test: TestSet, refs: References, weights: np.ndarray, matched: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """The per-instance quantities whose means make every metric (a mean or a ratio of two)."""
+    o = test.outcomes
     n, k = weights.shape
-    acc = (weights * test.acc).sum(axis=1)
-    cost = (weights * test.cost).sum(axis=1)
-    uniform_at_cost = (
-        uniform_weights(n, float(cost.mean()), context.action_cost, context.action_acc) * test.acc
-    ).sum(axis=1)
-    agree = weights[np.arange(n), context.labels]
-    lagrangian = test.acc - context.lambda_ * test.cost
+    lagrangian = o.acc - refs.lambda_[:, None] * o.cost
+    agree = weights[np.arange(n), refs.labels]
     labelled = np.zeros((n, k))
-    labelled[np.arange(n), context.labels] = 1.0
+    labelled[np.arange(n), refs.labels] = 1.0
+    nan = np.full(n, np.nan)
+    m = nan if matched is None else matched
     return {
-        "acc": acc,
-        "cost": cost,
-        "gain": acc - context.uniform_acc,
-        "gain_at_cost": acc - uniform_at_cost,
-        "uniform": context.uniform_acc,
-        "oracle_gain": context.oracle_acc - context.uniform_acc,
+        "acc": (weights * o.acc).sum(axis=1),
+        "planned": (weights * test.planned).sum(axis=1),
+        "cost": (weights * o.cost).sum(axis=1),
+        "matched": m,
+        "vs_best_fixed": nan if refs.best_fixed is None else m - refs.best_fixed,
+        "best_fixed": nan if refs.best_fixed is None else refs.best_fixed,
+        "vs_uniform": nan if refs.uniform is None else m - refs.uniform,
+        "uniform": nan if refs.uniform is None else refs.uniform,
+        "oracle_gain": nan if refs.best_fixed is None else refs.oracle - refs.best_fixed,
         "agree": agree,
         "regret": lagrangian.max(axis=1) - (weights * lagrangian).sum(axis=1),
-        # per action: agreement on the instances labelled with it, and how many those are
         "hits": labelled * agree[:, None],
         "support": labelled,
     }
 
 
 def _metrics(means: dict[str, np.ndarray], budget: float) -> dict[str, np.ndarray]:
-    """Metrics from the means of ``_per_instance`` (scalars, or one value per resample)."""
+    """Metrics from the means of ``_per_instance`` (scalars, or one value per resample); NaN
+    marks an undefined value."""
     with np.errstate(divide="ignore", invalid="ignore"):
         support = means["support"]
         recall = np.where(support > 0, means["hits"] / np.where(support > 0, support, 1.0), np.nan)
-        return {
-            "accuracy": means["acc"],
-            "cost": means["cost"],
-            "budget_error": means["cost"] / budget - 1.0,
-            "gain": means["gain"],
-            "relative_gain": means["gain"] / means["uniform"],
-            "gain_at_cost": means["gain_at_cost"],
-            "oracle_share": means["gain"] / means["oracle_gain"],
-            "imitation_accuracy": means["agree"],
-            "balanced_accuracy": np.nanmean(recall, axis=-1),
-            "lagrangian_regret": means["regret"],
-        }
+        balanced = np.nanmean(recall, axis=-1) if np.isfinite(recall).any() else np.nan
+    return {
+        "accuracy": means["acc"],
+        "planned_cost": means["planned"],
+        "cost": means["cost"],
+        "budget_error": means["cost"] / budget - 1.0,
+        "matched_accuracy": means["matched"],
+        "gain_vs_best_fixed": means["vs_best_fixed"],
+        "relative_gain_vs_best_fixed": ratio(means["vs_best_fixed"], means["best_fixed"]),
+        "gain_vs_uniform": means["vs_uniform"],
+        "relative_gain_vs_uniform": ratio(means["vs_uniform"], means["uniform"]),
+        "oracle_share": ratio(means["vs_best_fixed"], means["oracle_gain"]),
+        "imitation_accuracy": means["agree"],
+        "balanced_accuracy": balanced,
+        "lagrangian_regret": means["regret"],
+    }
 
 
-def metric_rows(context: BudgetContext, allocation: PolicyAllocation, regret: dict) -> list[dict]:
+METRICS = (
+    "accuracy",
+    "planned_cost",
+    "cost",
+    "budget_error",
+    "matched_accuracy",
+    "gain_vs_best_fixed",
+    "relative_gain_vs_best_fixed",
+    "gain_vs_uniform",
+    "relative_gain_vs_uniform",
+    "oracle_share",
+    "imitation_accuracy",
+    "balanced_accuracy",
+    "lagrangian_regret",
+    "regret_bound",
+)
+
+
+def metric_rows(
+    test: TestSet,
+    refs: References,
+    bootstrap: PairedBootstrap,
+    key: dict,
+    weights: np.ndarray,
+    matched: np.ndarray | None,
+    bound: float,
+) -> list[dict]:
     """Every metric of one allocation with its paired bootstrap interval, and the regret
-    bound (from ``regret_row``) without one."""
-    quantities = _per_instance(context, allocation)
+    bound without one."""
+    quantities = _per_instance(test, refs, weights, matched)
     names = list(quantities)
     widths = [1 if quantities[q].ndim == 1 else quantities[q].shape[1] for q in names]
     stacked = np.column_stack([quantities[q] for q in names])
@@ -301,34 +351,31 @@ def metric_rows(context: BudgetContext, allocation: PolicyAllocation, regret: di
             for q, a, w in zip(names, offsets[:-1], widths, strict=True)
         }
 
-    point = _metrics(unstack(stacked.mean(axis=0)), context.budget)
-    sampled = _metrics(unstack(context.bootstrap.means(stacked)), context.budget)
-    key = {"policy": allocation.policy, "budget": context.budget, "seed": allocation.seed}
+    point = _metrics(unstack(stacked.mean(axis=0)), refs.budget)
+    finite = np.where(np.isfinite(stacked), stacked, 0.0)
+    sampled = _metrics(unstack(bootstrap.means(finite)), refs.budget)
     rows = []
     for name, value in point.items():
-        low, high = interval(np.asarray(sampled[name], dtype=np.float64))
-        rows.append({**key, "metric": name, "value": float(value), "ci_low": low, "ci_high": high})
-    rows.append(
-        {**key, "metric": "regret_bound", "value": regret["bound"], "ci_low": None, "ci_high": None}
-    )
+        value = defined(value)
+        low, high = (None, None) if value is None else interval(np.asarray(sampled[name], float))
+        rows.append({**key, "metric": name, "value": value, "ci_low": low, "ci_high": high})
+    rows.append({**key, "metric": "regret_bound", "value": bound, "ci_low": None, "ci_high": None})
     return rows
 
 
-def regret_row(context: BudgetContext, allocation: PolicyAllocation) -> dict:
+def regret_row(test: TestSet, refs: References, key: dict, weights: np.ndarray) -> dict:
     """The regret bound check: Lagrangian regret <= imitation error * Delta_max."""
-    test, weights = context.test, allocation.weights
+    o = test.outcomes
     n = weights.shape[0]
-    lagrangian = test.acc - context.lambda_ * test.cost
+    lagrangian = o.acc - refs.lambda_[:, None] * o.cost
     gaps = lagrangian.max(axis=1) - lagrangian.min(axis=1)
     regret = float((lagrangian.max(axis=1) - (weights * lagrangian).sum(axis=1)).mean())
-    eps = 1.0 - float(weights[np.arange(n), context.labels].mean())
+    eps = 1.0 - float(weights[np.arange(n), refs.labels].mean())
     delta_max = float(gaps.max())
     bound = eps * delta_max
     return {
-        "policy": allocation.policy,
-        "budget": context.budget,
-        "seed": allocation.seed,
-        "lambda_star": context.lambda_,
+        **key,
+        "lambda_star": float(np.mean(refs.lambda_)),
         "imitation_error": eps,
         "delta_max": delta_max,
         "mean_gap": float(gaps.mean()),
@@ -338,18 +385,16 @@ def regret_row(context: BudgetContext, allocation: PolicyAllocation) -> dict:
     }
 
 
-def confusion_rows(context: BudgetContext, allocation: PolicyAllocation) -> list[dict]:
+def confusion_rows(test: TestSet, refs: References, key: dict, weights: np.ndarray) -> list[dict]:
     """Weighted confusion counts: oracle label (true) x chosen action (predicted)."""
-    k = allocation.weights.shape[1]
-    label_onehot = np.zeros((len(context.labels), k))
-    label_onehot[np.arange(len(context.labels)), context.labels] = 1.0
-    matrix = label_onehot.T @ allocation.weights
-    actions = context.test.action_ids
+    k = weights.shape[1]
+    label_onehot = np.zeros((len(refs.labels), k))
+    label_onehot[np.arange(len(refs.labels)), refs.labels] = 1.0
+    matrix = label_onehot.T @ weights
+    actions = test.outcomes.action_ids
     return [
         {
-            "policy": allocation.policy,
-            "budget": context.budget,
-            "seed": allocation.seed,
+            **key,
             "true_action_id": int(actions[t]),
             "predicted_action_id": int(actions[p]),
             "n": float(matrix[t, p]),
@@ -359,22 +404,18 @@ def confusion_rows(context: BudgetContext, allocation: PolicyAllocation) -> list
     ]
 
 
-def class_rows(context: BudgetContext, allocation: PolicyAllocation) -> list[dict]:
+def class_rows(test: TestSet, refs: References, key: dict, weights: np.ndarray) -> list[dict]:
     """Per action: support (oracle labels), predicted mass, correct mass, recall, precision."""
-    weights = allocation.weights
-    n, k = weights.shape
     rows = []
-    for t in range(k):
-        labelled = context.labels == t
+    for t in range(weights.shape[1]):
+        labelled = refs.labels == t
         support = float(labelled.sum())
         predicted = float(weights[:, t].sum())
         correct = float(weights[labelled, t].sum())
         rows.append(
             {
-                "policy": allocation.policy,
-                "budget": context.budget,
-                "seed": allocation.seed,
-                "action_id": int(context.test.action_ids[t]),
+                **key,
+                "action_id": int(test.outcomes.action_ids[t]),
                 "support": support,
                 "predicted": predicted,
                 "correct": correct,
@@ -386,424 +427,412 @@ def class_rows(context: BudgetContext, allocation: PolicyAllocation) -> list[dic
 
 
 # --------------------------------------------------------------------------------------------
+# Curves: every policy over the grid
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Curve:
+    """One policy run over the grid: per budget the pooled means."""
+
+    budgets: list[float] = field(default_factory=list)
+    planned: list[float] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    accuracy_true: list[float | None] = field(default_factory=list)
+
+    def add(self, test: TestSet, budget: float, weights: np.ndarray) -> None:
+        o = test.outcomes
+        self.budgets.append(budget)
+        self.planned.append(float((weights * test.planned).sum(axis=1).mean()))
+        self.cost.append(float((weights * o.cost).sum(axis=1).mean()))
+        self.accuracy.append(float((weights * o.acc).sum(axis=1).mean()))
+        self.accuracy_true.append(
+            None if o.acc_true is None else float((weights * o.acc_true).sum(axis=1).mean())
+        )
+
+    def rows(self, policy: str, seed: int | None) -> Iterator[dict]:
+        for budget, planned, cost, acc, truth in zip(
+            self.budgets, self.planned, self.cost, self.accuracy, self.accuracy_true, strict=True
+        ):
+            yield {
+                "policy": policy,
+                "seed": seed,
+                "budget": budget,
+                "planned_cost": planned,
+                "cost": cost,
+                "accuracy": acc,
+                "accuracy_true": truth,
+            }
+
+
+def matched_weights(
+    run: PolicyRun, test: TestSet, curve: Curve, budget: float
+) -> tuple[np.ndarray | None, MatchedMix | None]:
+    """The run's allocation at realised mean cost ``budget`` (a mix of two grid budgets)."""
+    mix = matched_mix(curve.budgets, curve.cost, budget)
+    if mix is None:
+        return None, None
+    low, _ = run.allocate(test, mix.low_budget)
+    if mix.low_budget == mix.high_budget:
+        return low, mix
+    high, _ = run.allocate(test, mix.high_budget)
+    return mix.weight * low + (1.0 - mix.weight) * high, mix
+
+
+def _oracle_run(
+    test: TestSet, grid: tuple[float, ...]
+) -> tuple[Curve, dict[float, solve.Allocation]]:
+    """The oracle solved on the pooled test outcomes at every grid budget."""
+    allocations = solve.solve_columns(test.outcomes.columns(), list(grid), clip=True)
+    curve = Curve()
+    by_budget = {}
+    for budget, allocation in zip(grid, allocations, strict=True):
+        curve.add(test, budget, test.outcomes.weights(allocation.assignment))
+        by_budget[budget] = allocation
+    return curve, by_budget
+
+
+# --------------------------------------------------------------------------------------------
 # The stage
 # --------------------------------------------------------------------------------------------
-def _bin_signal(wide_train: pa.Table, names: list[str]) -> str:
-    for name in BIN_SIGNALS:
-        if name in names:
-            values = features.numeric_column(wide_train, name)
-            if np.unique(values[np.isfinite(values)]).size >= 2:
-                return name
-    return "prompt_tokens"
-
-
-@dataclass(frozen=True)
-class BaselineInputs:
-    """What the baselines know: training statistics and the test instances' inputs."""
-
-    action_cost: np.ndarray
-    """(K,) mean training cost per action: the planned cost."""
-    action_acc: np.ndarray
-    """(K,) mean training accuracy per action."""
-    prompt_tokens: np.ndarray
-    bins: DifficultyBins
-    bin_values: np.ndarray
-    """The test instances' values of the bins' signal."""
-
-    def baselines(
-        self, budget: float, train_oracle: np.ndarray, wanted: list[str]
-    ) -> list[PolicyAllocation]:
-        """random, prompt_length and difficulty_bins at ``budget`` (those ``wanted``);
-        ``train_oracle``: the training split's oracle weights at the budget."""
-        n = len(self.prompt_tokens)
-        out = []
-        if "random" in wanted:
-            out.append(
-                PolicyAllocation(
-                    "random",
-                    budget,
-                    None,
-                    random_weights(n, train_oracle.mean(axis=0)),
-                    "train",
-                    description="the training oracle's action mix, in expectation",
-                )
-            )
-        if "prompt_length" in wanted:
-            weights, kappa = prompt_length_weights(
-                self.prompt_tokens, budget, self.action_cost, self.action_acc
-            )
-            out.append(
-                PolicyAllocation(
-                    "prompt_length",
-                    budget,
-                    None,
-                    weights,
-                    "test_features",
-                    "kappa",
-                    kappa,
-                    None,
-                    "planned cost = clip(kappa * prompt_tokens), neighbours mixed",
-                )
-            )
-        if "difficulty_bins" in wanted:
-            weights, cal = difficulty_bin_weights(
-                self.bins, self.bin_values, budget, self.action_cost
-            )
-            out.append(
-                PolicyAllocation(
-                    "difficulty_bins",
-                    budget,
-                    None,
-                    weights,
-                    "test_features",
-                    "mu",
-                    cal.price,
-                    cal.mix,
-                    f"{len(self.bins.edges) + 1} quantile bins of {self.bins.signal} (train)",
-                )
-            )
-        return out
-
-
-def learned_allocations(
-    policy: LearnedPolicy, frame, budget: float, wanted: list[str]
-) -> list[PolicyAllocation]:
-    """The three deployments of one fitted classifier on the test instances."""
-    probabilities = policy.probabilities(frame)
-    out = []
-    if "learned_argmax" in wanted:
-        out.append(
-            PolicyAllocation(
-                "learned_argmax",
-                budget,
-                policy.seed,
-                policy.argmax_weights(probabilities),
-                "none",
-                description="argmax_a p(a | x)",
-            )
-        )
-    if "learned_calibrated" in wanted:
-        cal = policy.calibration
-        out.append(
-            PolicyAllocation(
-                "learned_calibrated",
-                budget,
-                policy.seed,
-                policy.calibrated_weights(probabilities),
-                "validation",
-                "mu",
-                cal.price,
-                cal.mix,
-                f"argmax_a {policy.decoder} score - mu cost(a), mu from the validation split",
-            )
-        )
-    if "learned_batch" in wanted:
-        cal = policy.calibrate(probabilities, budget)
-        out.append(
-            PolicyAllocation(
-                "learned_batch",
-                budget,
-                policy.seed,
-                priced_weights(policy.scores(probabilities), policy.action_cost, cal),
-                "test_features",
-                "mu",
-                cal.price,
-                cal.mix,
-                f"argmax_a {policy.decoder} score - mu cost(a), mu from the test batch's inputs",
-            )
-        )
-    return out
-
-
 def evaluate(
     backend: ibis.BaseBackend, study: Study, run_id: int, *, resamples: int = RESAMPLES
 ) -> EvaluationSummary:
-    """Evaluate every policy of ``study.policies.compare`` on the run's test split at every
-    budget and write the tables (see the module docstring)."""
+    """Evaluate every policy the study compares on the run's test instances at every budget and
+    write the tables (see the module docstring)."""
     summary = EvaluationSummary()
     start = time.perf_counter()
-    wanted = expand_policies(list(study.policies.compare))
-    budgets = list(study.budgets.values)
-    wide, names = read_features(backend, run_id)
-    outcomes = run_outcomes(backend, run_id)
-    splits = run_splits(backend, run_id)
-    everything = read_outcomes(backend, outcomes)
-    split_table = backend.to_pyarrow(splits.select("instance_id", "split"))
-    split_ids = {
-        name: np.sort(
-            split_table.filter(pa.compute.equal(split_table.column("split"), name))
-            .column("instance_id")
-            .to_numpy()
-        )
-        for name in ("train", "test")
-    }
-    if len(split_ids["train"]) == 0 or len(split_ids["test"]) == 0:
-        raise StudyError(
-            f"run {run_id} has no train or test split: evaluate needs the learn stage first"
-        )
-    train = everything.subset(split_ids["train"])
-    test = everything.subset(split_ids["test"])
-    action_cost = train.cost.mean(axis=0)
-    action_acc = train.acc.mean(axis=0)
-    test_wide = feature_rows(wide, test.instance_ids)
-    train_wide = feature_rows(wide, train.instance_ids)
-    test_frame = features.to_frame(test_wide, names)
-    bootstrap = PairedBootstrap(len(test.instance_ids), resamples, study.study.seed)
+    table = read_features(backend, run_id)
+    test, everything = read_test_set(backend, study, run_id, table)
+    grid = run_budget_grid(study, everything)
+    models = _action_models(backend, run_id)
+    wanted = expand_policies(list(study.policies.compare), models)
+    runs = policy_runs(backend, run_id, wanted)
+    labels = _test_labels(backend, run_id, test)
+    bootstrap = PairedBootstrap(test.n, resamples, study.study.seed, test.fold_of)
+    summary.seconds["read"] = time.perf_counter() - start
 
-    labels = backend.to_pyarrow(
+    start = time.perf_counter()
+    budgets = list(study.budgets.values)
+    oracle_curve, oracle_at = _oracle_run(test, grid)
+    solve.write_allocations(backend, run_id, [oracle_at[b] for b in budgets], scope="test")
+    curves = {(r.name, r.seed): Curve() for r in runs}
+    for run in runs:
+        for budget in grid:
+            weights, _ = run.allocate(test, budget)
+            curves[(run.name, run.seed)].add(test, budget, weights)
+    summary.seconds["curves"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    writer = _Rows()
+    by_name = {(r.name, r.seed): r for r in runs}
+    for budget in budgets:
+        refs = _references(test, labels, budget, oracle_at[budget], by_name, curves)
+        oracle_weights = test.outcomes.weights(oracle_at[budget].assignment)
+        writer.allocation(test, refs, bootstrap, "oracle", None, oracle_weights, oracle_weights)
+        writer.setting(
+            "oracle",
+            budget,
+            None,
+            None,
+            "test_outcomes",
+            "lambda",
+            float(oracle_at[budget].lambda_),
+            None,
+            "argmax_a acc - lambda cost, solved on the test outcomes (upper bound)",
+            MatchedMix(budget, budget, 1.0),
+        )
+        for run in runs:
+            weights, decisions = run.allocate(test, budget)
+            matched, mix = matched_weights(run, test, curves[(run.name, run.seed)], budget)
+            writer.allocation(test, refs, bootstrap, run.name, run.seed, weights, matched)
+            for fold, decision in decisions.items():
+                writer.setting(
+                    run.name,
+                    budget,
+                    run.seed,
+                    fold,
+                    decision.calibrated_on,
+                    decision.parameter_name,
+                    decision.parameter,
+                    decision.mix,
+                    decision.description,
+                    mix,
+                )
+    summary.seconds["policies_and_metrics"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    writer.curves(oracle_curve, "oracle", None)
+    for (name, seed), curve in curves.items():
+        writer.curves(curve, name, seed)
+    writer.summaries(
+        test, [("oracle", None, oracle_curve), *((n, s, c) for (n, s), c in curves.items())]
+    )
+    writer.planned_costs(test)
+    if any(run.name in LEARNED for run in runs):
+        writer.learning = learning_curve(backend, study, run_id, table, test, labels, by_name)
+    summary.rows.update(writer.write(backend, run_id))
+    summary.evaluations, summary.regret = writer.evaluations, writer.regret
+    summary.summaries = writer.summary_rows
+    summary.seconds["write"] = time.perf_counter() - start
+    return summary
+
+
+def _action_models(backend, run_id: int) -> tuple[str, ...]:
+    actions = backend.to_pyarrow(
+        backend.table("actions").filter(ibis._.run_id == run_id).order_by("action_id")
+    )
+    return tuple(actions.column("model").to_pylist())
+
+
+def _test_labels(backend, run_id: int, test: TestSet) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Per budget: each pooled test instance's oracle label (a column index) and lambda*."""
+    rows = backend.to_pyarrow(
         backend.table("oracle_labels")
         .filter((ibis._.run_id == run_id) & (ibis._.split == "test"))
         .select("budget", "instance_id", "action_id", "lambda_star")
         .order_by(["budget", "instance_id"])
     )
-    policies = read_policies(backend, run_id) if any(p in wanted for p in LEARNED) else []
-    summary.seconds["read"] = time.perf_counter() - start
+    out = {}
+    budget = rows.column("budget").to_numpy()
+    for value in np.unique(budget):
+        mine = rows.filter(pa.compute.equal(rows.column("budget"), value))
+        ids = mine.column("instance_id").to_numpy()
+        if not np.array_equal(ids, test.outcomes.instance_ids):
+            raise RuntimeError(f"oracle_labels of budget {value} do not cover the test split")
+        columns = np.searchsorted(test.outcomes.action_ids, mine.column("action_id").to_numpy())
+        out[float(value)] = (columns, mine.column("lambda_star").to_numpy())
+    return out
 
-    start = time.perf_counter()
-    test_outcomes = split_outcomes(outcomes, splits, "test")
-    oracle = solve.solve_budgets(backend, test_outcomes, budgets)
-    solve.write_allocations(backend, run_id, oracle, scope="test")
-    train_allocations = solve.solve_budgets(
-        backend, split_outcomes(outcomes, splits, "train"), budgets
-    )
-    summary.seconds["solve"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    bin_signal = _bin_signal(train_wide, names)
-    inputs = BaselineInputs(
-        action_cost=action_cost,
-        action_acc=action_acc,
-        prompt_tokens=features.numeric_column(test_wide, "prompt_tokens"),
-        bins=fit_difficulty_bins(
-            bin_signal, features.numeric_column(train_wide, bin_signal), train.acc, N_BINS
-        ),
-        bin_values=features.numeric_column(test_wide, bin_signal),
-    )
-    n = len(test.instance_ids)
-
-    evaluation_rows, regret_rows, confusion, classes, allocation_parts, settings = (
-        [] for _ in range(6)
-    )
-    for budget, oracle_allocation, train_allocation in zip(
-        budgets, oracle, train_allocations, strict=True
-    ):
-        mine = labels.filter(pa.compute.equal(labels.column("budget"), budget))
-        if not np.array_equal(mine.column("instance_id").to_numpy(), test.instance_ids):
-            raise RuntimeError(f"oracle_labels of budget {budget} do not cover the test split")
-        lambda_ = float(train_allocation.lambda_)
-        label_index = np.searchsorted(test.action_ids, mine.column("action_id").to_numpy())
-        oracle_weights = test.weights(oracle_allocation.assignment)
-        uniform = uniform_weights(n, budget, action_cost, action_acc)
-        allocations = [
-            PolicyAllocation(
-                "oracle",
-                budget,
-                None,
-                oracle_weights,
-                "test_outcomes",
-                "lambda",
-                float(oracle_allocation.lambda_),
-                None,
-                "argmax_a acc - lambda cost, solved on the test split (upper bound)",
-            ),
-            PolicyAllocation(
-                "uniform",
-                budget,
-                None,
-                uniform,
-                "exact",
-                description="the same action for all, the two around B mixed",
-            ),
-            *inputs.baselines(budget, train.weights(train_allocation.assignment), wanted),
-        ]
-        for policy in policies:
-            if policy.budget == budget:
-                allocations.extend(learned_allocations(policy, test_frame, budget, wanted))
-
-        context = BudgetContext(
-            budget=budget,
-            lambda_=lambda_,
-            test=test,
-            labels=label_index,
-            uniform_acc=(uniform * test.acc).sum(axis=1),
-            oracle_acc=(oracle_weights * test.acc).sum(axis=1),
-            bootstrap=bootstrap,
-            action_cost=action_cost,
-            action_acc=action_acc,
+def _references(test, labels, budget, oracle: solve.Allocation, runs, curves) -> References:
+    o = test.outcomes
+    oracle_acc = (o.weights(oracle.assignment) * o.acc).sum(axis=1)
+    matched = {}
+    for name in ("best_fixed", "uniform"):
+        run = runs.get((name, None))
+        weights = (
+            None if run is None else matched_weights(run, test, curves[(name, None)], budget)[0]
         )
-        for allocation in allocations:
-            regret = regret_row(context, allocation)
-            regret_rows.append(regret)
-            evaluation_rows.extend(metric_rows(context, allocation, regret))
-            confusion.extend(confusion_rows(context, allocation))
-            classes.extend(class_rows(context, allocation))
-            allocation_parts.append(_allocation_table(test, allocation))
-            settings.append(
+        matched[name] = None if weights is None else (weights * o.acc).sum(axis=1)
+    columns, lambdas = labels[budget]
+    return References(
+        budget,
+        lambdas,
+        columns,
+        oracle_acc,
+        matched["best_fixed"],
+        matched["uniform"],
+        oracle.binding,
+    )
+
+
+LEARNING_CURVE_SHARES = (0.125, 0.25, 0.5, 1.0)
+"""Shares of fold 0's training sample the learning curve refits the classifier on."""
+_LEARNING_CURVE_STREAM = 1_000_003
+
+
+def learning_curve(
+    backend, study: Study, run_id: int, table: FeatureTable, test: TestSet, labels, runs: dict
+) -> list[dict]:
+    """The classifier of the middle declared budget and first CatBoost seed, refitted on
+    nested shares of fold 0's training sample and priced on fold 0's test batch."""
+    from toolkit.learn import training_sample
+    from toolkit.learned import fit_policy
+
+    budgets = sorted(study.budgets.values)
+    budget, seed, fold = budgets[len(budgets) // 2], study.learn.seeds[0], test.folds[0]
+    train_labels = backend.to_pyarrow(
+        backend.table("oracle_labels")
+        .filter(
+            (ibis._.run_id == run_id)
+            & (ibis._.fold == fold.fold)
+            & (ibis._.budget == budget)
+            & (ibis._.split == "train")
+        )
+        .order_by("instance_id")
+    )
+    label_of = dict(
+        zip(
+            train_labels.column("instance_id").to_pylist(),
+            train_labels.column("action_id").to_pylist(),
+            strict=True,
+        )
+    )
+    fit_ids = training_sample(fold.train, study.learn.max_train_rows, study.study.seed, fold.fold)
+    everything = read_outcomes(backend, run_outcomes(backend, run_id)).subset(fit_ids)
+    rng = np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence([study.study.seed, _LEARNING_CURVE_STREAM]))
+    )
+    order = rng.permutation(len(fit_ids))
+    inputs, rows = test.inputs[fold.fold], test.positions[fold.fold]
+    o = test.outcomes
+    columns, lambdas = labels[budget]
+    best_fixed = runs[("best_fixed", None)].by_fold[fold.fold].allocate(inputs, budget).weights
+    best_fixed_acc = float((best_fixed * o.acc[rows]).sum(axis=1).mean())
+    out = []
+    for share in LEARNING_CURVE_SHARES:
+        chosen = np.sort(order[: max(1, round(share * len(fit_ids)))])
+        if len(chosen) < 20:
+            continue
+        ids = fit_ids[chosen]
+        policy = fit_policy(
+            table.frame(ids),
+            np.array([label_of[i] for i in ids.tolist()], dtype=np.int32),
+            everything.acc[chosen],
+            everything.action_ids,
+            budget=budget,
+            lambda_=float(lambdas[rows][0]),
+            seed=seed,
+            spec=study.learn,
+            fold=fold.fold,
+        )
+        weights = policy.decide(inputs, budget, "learned_batch").weights
+        accuracy = float((weights * o.acc[rows]).sum(axis=1).mean())
+        out.append(
+            {
+                "fold": fold.fold,
+                "budget": budget,
+                "seed": seed,
+                "train_rows": len(ids),
+                "accuracy": accuracy,
+                "best_fixed_accuracy": best_fixed_acc,
+                "gain_vs_best_fixed": accuracy - best_fixed_acc,
+                "imitation_accuracy": float(weights[np.arange(len(rows)), columns[rows]].mean()),
+            }
+        )
+    return out
+
+
+class _Rows:
+    """The rows of every table the stage writes, gathered, then appended in bulk."""
+
+    def __init__(self) -> None:
+        self.evaluations: list[dict] = []
+        self.regret: list[dict] = []
+        self.confusion: list[dict] = []
+        self.classes: list[dict] = []
+        self.settings: list[dict] = []
+        self.curve_rows: list[dict] = []
+        self.summary_rows: list[dict] = []
+        self.allocations: list[pa.Table] = []
+        self.planned: pa.Table | None = None
+        self.learning: list[dict] = []
+
+    def allocation(self, test, refs, bootstrap, policy, seed, weights, matched_weights_) -> None:
+        key = {"policy": policy, "budget": refs.budget, "seed": seed}
+        o = test.outcomes
+        matched = None if matched_weights_ is None else (matched_weights_ * o.acc).sum(axis=1)
+        regret = regret_row(test, refs, key, weights)
+        self.regret.append(regret)
+        self.evaluations.extend(
+            metric_rows(test, refs, bootstrap, key, weights, matched, regret["bound"])
+        )
+        self.confusion.extend(confusion_rows(test, refs, key, weights))
+        self.classes.extend(class_rows(test, refs, key, weights))
+        rows, cols = np.nonzero(weights > 0)
+        count = len(rows)
+        self.allocations.append(
+            pa.table(
                 {
-                    "policy": allocation.policy,
-                    "budget": budget,
-                    "seed": allocation.seed,
-                    "calibrated_on": allocation.calibrated_on,
-                    "parameter_name": allocation.parameter_name,
-                    "parameter": allocation.parameter,
-                    "mix": allocation.mix,
-                    "description": allocation.description,
+                    "policy": pa.array([policy] * count, pa.string()),
+                    "budget": pa.array(np.full(count, refs.budget), pa.float64()),
+                    "seed": pa.array([seed] * count, pa.int64()),
+                    "fold": pa.array(test.fold_of[rows], pa.int32()),
+                    "instance_id": pa.array(o.instance_ids[rows], pa.int64()),
+                    "action_id": pa.array(o.action_ids[cols], pa.int32()),
+                    "weight": pa.array(weights[rows, cols], pa.float64()),
                 }
             )
-    summary.seconds["policies_and_metrics"] = time.perf_counter() - start
+        )
 
-    start = time.perf_counter()
-    summary.evaluations = evaluation_rows
-    summary.regret = regret_rows
-    summary.rows["evaluations"] = db.append(
-        backend, "evaluations", pa.Table.from_pylist(evaluation_rows, _EVALUATION_SCHEMA), run_id
-    )
-    summary.rows["regret_bounds"] = db.append(
-        backend, "regret_bounds", pa.Table.from_pylist(regret_rows, _REGRET_SCHEMA), run_id
-    )
-    summary.rows["confusion"] = db.append(
-        backend, "confusion", pa.Table.from_pylist(confusion, _CONFUSION_SCHEMA), run_id
-    )
-    summary.rows["imitation_classes"] = db.append(
-        backend, "imitation_classes", pa.Table.from_pylist(classes, _CLASS_SCHEMA), run_id
-    )
-    summary.rows["policy_allocations"] = db.append(
-        backend, "policy_allocations", pa.concat_tables(allocation_parts), run_id
-    )
-    summary.rows["policy_settings"] = db.append(
-        backend, "policy_settings", pa.Table.from_pylist(settings, _SETTINGS_SCHEMA), run_id
-    )
-    summary.rows["budget_sweep"] = db.append(
-        backend, "budget_sweep", budget_sweep_table(evaluation_rows), run_id
-    )
-    summary.seconds["write"] = time.perf_counter() - start
-    return summary
+    def setting(self, policy, budget, seed, fold, on, name, value, mix, text, matched) -> None:
+        self.settings.append(
+            {
+                "policy": policy,
+                "budget": budget,
+                "seed": seed,
+                "fold": fold,
+                "calibrated_on": on,
+                "parameter_name": name,
+                "parameter": None if value is None else defined(value),
+                "mix": mix,
+                "description": text,
+                "matched_low_budget": None if matched is None else matched.low_budget,
+                "matched_high_budget": None if matched is None else matched.high_budget,
+                "matched_weight": None if matched is None else matched.weight,
+            }
+        )
 
+    def curves(self, curve: Curve, policy: str, seed: int | None) -> None:
+        self.curve_rows.extend(curve.rows(policy, seed))
 
-def _allocation_table(test: OutcomeMatrix, allocation: PolicyAllocation) -> pa.Table:
-    rows, cols = np.nonzero(allocation.weights > 0)
-    count = len(rows)
-    return pa.table(
-        {
-            "policy": pa.array([allocation.policy] * count, pa.string()),
-            "budget": pa.array(np.full(count, allocation.budget), pa.float64()),
-            "seed": pa.array([allocation.seed] * count, pa.int64()),
-            "instance_id": pa.array(test.instance_ids[rows], pa.int64()),
-            "action_id": pa.array(test.action_ids[cols], pa.int32()),
-            "weight": pa.array(allocation.weights[rows, cols], pa.float64()),
+    def summaries(self, test: TestSet, curves: list[tuple[str, int | None, Curve]]) -> None:
+        o = test.outcomes
+        mean_cost, mean_acc = o.cost.mean(axis=0), o.acc.mean(axis=0)
+        cheapest = int(np.lexsort((-mean_acc, mean_cost))[0])
+        best = int(np.lexsort((mean_cost, -mean_acc))[0])
+        for policy, seed, curve in curves:
+            found = summarise_curve(
+                curve.cost,
+                curve.accuracy,
+                (float(mean_cost[cheapest]), float(mean_acc[cheapest])),
+                (float(mean_cost[best]), float(mean_acc[best])),
+            )
+            self.summary_rows.append(
+                {
+                    "policy": policy,
+                    "seed": seed,
+                    "aiq": found.aiq,
+                    "cost_to_reach": found.cost_to_reach,
+                    "saving": found.saving,
+                    "cost_low": found.cost_low,
+                    "cost_high": found.cost_high,
+                    "target_action_id": int(o.action_ids[best]),
+                    "target_accuracy": found.target_accuracy,
+                    "target_cost": found.target_cost,
+                }
+            )
+
+    def planned_costs(self, test: TestSet) -> None:
+        n, k = test.planned.shape
+        o = test.outcomes
+        self.planned = pa.table(
+            {
+                "fold": pa.array(np.repeat(test.fold_of, k), pa.int32()),
+                "instance_id": pa.array(np.repeat(o.instance_ids, k), pa.int64()),
+                "action_id": pa.array(np.tile(o.action_ids, n), pa.int32()),
+                "planned_cost": pa.array(test.planned.ravel(), pa.float64()),
+            }
+        )
+
+    def write(self, backend, run_id: int) -> dict[str, int]:
+        tables = {
+            "evaluations": self.evaluations,
+            "regret_bounds": self.regret,
+            "confusion": self.confusion,
+            "imitation_classes": self.classes,
+            "policy_settings": self.settings,
+            "policy_curves": self.curve_rows,
+            "policy_summaries": self.summary_rows,
+            "learning_curve": self.learning,
         }
-    )
+        rows = {}
+        for name, records in tables.items():
+            rows[name] = db.append(backend, name, db.records(backend, name, records), run_id)
+        rows["policy_allocations"] = db.append(
+            backend, "policy_allocations", self.allocations, run_id
+        )
+        rows["planned_costs"] = db.append(backend, "planned_costs", self.planned, run_id)
+        return rows
 
-
-SWEEP_METRICS = ("accuracy", "cost", "gain", "relative_gain", "oracle_share", "imitation_accuracy")
-
-
-def budget_sweep_table(evaluation_rows: list[dict]) -> pa.Table:
-    """One row per policy, budget and seed: the curve points a plot needs, with intervals."""
-    points: dict[tuple, dict] = {}
-    for row in evaluation_rows:
-        if row["metric"] not in SWEEP_METRICS:
-            continue
-        key = (row["policy"], row["budget"], row["seed"])
-        point = points.setdefault(key, {"policy": key[0], "budget": key[1], "seed": key[2]})
-        point[row["metric"]] = row["value"]
-        if row["metric"] in ("accuracy", "gain", "relative_gain", "oracle_share"):
-            point[f"{row['metric']}_ci_low"] = row["ci_low"]
-            point[f"{row['metric']}_ci_high"] = row["ci_high"]
-    return pa.Table.from_pylist(list(points.values()), _SWEEP_SCHEMA)
-
-
-_EVALUATION_SCHEMA = pa.schema(
-    [
-        ("policy", pa.string()),
-        ("budget", pa.float64()),
-        ("seed", pa.int64()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-        ("ci_low", pa.float64()),
-        ("ci_high", pa.float64()),
-    ]
-)
-_REGRET_SCHEMA = pa.schema(
-    [
-        ("policy", pa.string()),
-        ("budget", pa.float64()),
-        ("seed", pa.int64()),
-        ("lambda_star", pa.float64()),
-        ("imitation_error", pa.float64()),
-        ("delta_max", pa.float64()),
-        ("mean_gap", pa.float64()),
-        ("regret", pa.float64()),
-        ("bound", pa.float64()),
-        ("holds", pa.bool_()),
-    ]
-)
-_CONFUSION_SCHEMA = pa.schema(
-    [
-        ("policy", pa.string()),
-        ("budget", pa.float64()),
-        ("seed", pa.int64()),
-        ("true_action_id", pa.int32()),
-        ("predicted_action_id", pa.int32()),
-        ("n", pa.float64()),
-    ]
-)
-_CLASS_SCHEMA = pa.schema(
-    [
-        ("policy", pa.string()),
-        ("budget", pa.float64()),
-        ("seed", pa.int64()),
-        ("action_id", pa.int32()),
-        ("support", pa.float64()),
-        ("predicted", pa.float64()),
-        ("correct", pa.float64()),
-        ("recall", pa.float64()),
-        ("precision", pa.float64()),
-    ]
-)
-_SETTINGS_SCHEMA = pa.schema(
-    [
-        ("policy", pa.string()),
-        ("budget", pa.float64()),
-        ("seed", pa.int64()),
-        ("calibrated_on", pa.string()),
-        ("parameter_name", pa.string()),
-        ("parameter", pa.float64()),
-        ("mix", pa.float64()),
-        ("description", pa.string()),
-    ]
-)
-_SWEEP_SCHEMA = pa.schema(
-    [
-        ("policy", pa.string()),
-        ("budget", pa.float64()),
-        ("seed", pa.int64()),
-        ("accuracy", pa.float64()),
-        ("accuracy_ci_low", pa.float64()),
-        ("accuracy_ci_high", pa.float64()),
-        ("cost", pa.float64()),
-        ("gain", pa.float64()),
-        ("gain_ci_low", pa.float64()),
-        ("gain_ci_high", pa.float64()),
-        ("relative_gain", pa.float64()),
-        ("relative_gain_ci_low", pa.float64()),
-        ("relative_gain_ci_high", pa.float64()),
-        ("oracle_share", pa.float64()),
-        ("oracle_share_ci_low", pa.float64()),
-        ("oracle_share_ci_high", pa.float64()),
-        ("imitation_accuracy", pa.float64()),
-    ]
-)
 
 __all__ = [
     "LEARNED",
+    "METRICS",
     "POLICIES",
     "EvaluationSummary",
-    "PairedBootstrap",
-    "PolicyAllocation",
-    "bootstrap_counts",
-    "budget_sweep_table",
+    "PolicyRun",
+    "TestSet",
     "evaluate",
     "expand_policies",
-    "interval",
 ]

@@ -58,12 +58,14 @@ from typing import Literal
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from toolkit.config import DatasetSpec, Study
 from toolkit.errors import StudyError
 from toolkit.resources import sql_text
+from toolkit.tokens import register_token_counter
 
-Kind = Literal["key", "text", "count", "flag", "level"]
+Kind = Literal["key", "text", "count", "flag", "level", "amount"]
 
 _READERS: dict[str, str] = {
     "csv": "select * from read_csv($path, header = true, all_varchar = true)",
@@ -71,6 +73,8 @@ _READERS: dict[str, str] = {
     "jsonl": "select * from read_json($path, format = 'newline_delimited', sample_size = -1)",
     "parquet": "select * from read_parquet($path)",
     "json_columns": "select * from read_json($path, format = 'unstructured', sample_size = -1)",
+    # a JSON array of records, or records one per line
+    "json": "select * from read_json($path, format = 'auto', sample_size = -1)",
 }
 _EXPECTED: dict[Kind, str] = {
     "key": "an id (text or a number)",
@@ -78,7 +82,12 @@ _EXPECTED: dict[Kind, str] = {
     "count": "a whole number",
     "flag": "a flag (true/false, 1/0)",
     "level": "a level (a whole number, or text ending in one)",
+    "amount": "a non-negative number",
 }
+_PER_SAMPLE_ROLES = frozenset(
+    {"sample", "answer", "correct", "tokens", "response", "prompt_tokens", "cost"}
+)
+"""Roles of a ``samples`` file that may hold one list per row (all of a row's samples)."""
 _TRUE_TEXT = "('true', 't', '1', 'yes', 'y')"
 _FLAG_TEXT = "('true', 't', '1', 'yes', 'y', 'false', 'f', '0', 'no', 'n')"
 
@@ -123,7 +132,7 @@ def ingest(study: Study) -> list[ImportedDataset]:
     _check_study(study)
     con = duckdb.connect()
     try:
-        con.execute(sql_text("features/approx_tokens.sql"))
+        register_token_counter(con, study.estimation.tokenizer)
         datasets, first_id = [], 0
         for index, spec in enumerate(study.datasets):
             data = _import_dataset(con, study, index, spec, first_id)
@@ -149,7 +158,6 @@ def _check_study(study: Study) -> None:
         raise StudyError("datasets: nothing to import, every dataset is simulated")
     declared = [model.name for model in study.models]
     largest_b = max(study.actions.samples)
-    cost = study.actions.cost
     for index, spec in enumerate(study.datasets):
         where = f"datasets[{index}]"
         columns = spec.columns
@@ -177,18 +185,51 @@ def _check_study(study: Study) -> None:
                 f"and this {spec.source} source has none (declare columns.answer, or use "
                 'actions.aggregation = "pass")'
             )
-        if cost != "samples" and not _has_tokens(spec):
-            hint = {
-                "samples": "declare columns.tokens or columns.response",
-                "counts": "counts carry no tokens",
-                "wide": "declare response or tokens for every model",
-            }[spec.source]
-            raise StudyError(f'{where}: actions.cost = "{cost}" needs output tokens ({hint})')
-        if cost == "usd" and _text_column(spec) is None:
-            raise StudyError(
-                f'{where}: actions.cost = "usd" needs the question text for its '
-                "input tokens (declare columns.text or metadata.columns.text)"
-            )
+        _check_cost_columns(study, spec, where)
+
+
+def _check_cost_columns(study: Study, spec: DatasetSpec, where: str) -> None:
+    """What a cost in tokens or dollars needs of a dataset: output tokens (or logged dollar
+    costs) and the prompt's tokens (or the question text to count them from)."""
+    cost = study.actions.cost
+    if cost == "samples":
+        return
+    if cost == "usd" and _has_logged_cost(spec):
+        return
+    if not _has_tokens(spec):
+        hint = {
+            "samples": "declare columns.tokens or columns.response",
+            "counts": "counts carry no tokens",
+            "wide": "declare response or tokens for every model",
+        }[spec.source]
+        raise StudyError(f'{where}: actions.cost = "{cost}" needs output tokens ({hint})')
+    if (
+        _text_column(spec) is None
+        and spec.columns.prompt_tokens is None
+        and spec.prompt_overhead_tokens is None
+    ):
+        raise StudyError(
+            f'{where}: actions.cost = "{cost}" needs the prompt\'s tokens: declare '
+            "columns.prompt_tokens (logged), or the question text (columns.text or "
+            "metadata.columns.text) to count them from, or prompt_overhead_tokens"
+        )
+
+
+def _prompt_from_text(study: Study, spec: DatasetSpec) -> bool:
+    """Whether the cost needs every instance's question text (to count the prompt's tokens)."""
+    return (
+        study.actions.cost != "samples"
+        and not (study.actions.cost == "usd" and _has_logged_cost(spec))
+        and spec.columns.prompt_tokens is None
+    )
+
+
+def _has_logged_cost(spec: DatasetSpec) -> bool:
+    if spec.source == "samples":
+        return spec.columns.cost is not None
+    if spec.source == "wide":
+        return all(m.cost is not None for m in spec.models.values())
+    return False
 
 
 def _has_tokens(spec: DatasetSpec) -> bool:
@@ -217,7 +258,7 @@ def _import_dataset(
     source = _File(Path(spec.path), spec.format, where)
     roles = _source_roles(study, spec, where)
     constants = {"model": spec.model} if spec.model is not None else {}
-    _load(con, source, roles, "checked", constants)
+    _load(con, source, roles, "checked", constants, explode=spec.source == "samples")
 
     if spec.source != "samples" or spec.columns.sample is not None:
         keys = {"samples": ["id", "model", "sample"], "counts": ["id", "model"], "wide": ["id"]}
@@ -243,7 +284,8 @@ def _import_dataset(
 def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
     """The roles of the dataset's own file, as the study file maps them."""
     needs_tokens = study.actions.cost != "samples"
-    needs_text = study.actions.cost == "usd"
+    # the prompt's tokens are counted from the question unless the log records them
+    needs_text = _prompt_from_text(study, spec)
     columns = spec.columns
     kinds: dict[str, tuple[Kind, bool]] = {
         "id": ("key", True),
@@ -254,6 +296,8 @@ def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
         "reference": ("text", True),
         "tokens": ("count", True),
         "response": ("text", needs_tokens),
+        "prompt_tokens": ("count", True),
+        "cost": ("amount", True),
         "n": ("count", True),
         "n_correct": ("count", True),
         "text": ("text", needs_text),
@@ -283,13 +327,15 @@ def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
                 roles.append(
                     _Role(f"tokens_{k}", model_columns.tokens, "count", True, f"{at}.tokens")
                 )
+            if model_columns.cost is not None:
+                roles.append(_Role(f"cost_{k}", model_columns.cost, "amount", True, f"{at}.cost"))
     return roles
 
 
 def _metadata_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
     kinds: dict[str, tuple[Kind, bool]] = {
         "id": ("key", True),
-        "text": ("text", study.actions.cost == "usd"),
+        "text": ("text", _prompt_from_text(study, spec)),
         "level": ("level", False),
         "subject": ("text", False),
     }
@@ -309,10 +355,12 @@ def _load(
     roles: list[_Role],
     table: str,
     constants: dict[str, str],
+    explode: bool = False,
 ) -> None:
     """Read the file's columns for ``roles``, check every value, and store the converted values
-    as the temporary table ``table`` (one column per role, ``_row`` the 1-based row)."""
-    raw = _read_roles(con, file, roles)
+    as the temporary table ``table`` (one column per role, ``_row`` the 1-based row, ``_item``
+    the sample's place in its row's lists, 0 without lists)."""
+    raw = _read_roles(con, file, roles, explode)
     for name, value in constants.items():
         raw = raw.append_column(name, pa.array([value] * raw.num_rows, pa.string()))
     con.register("_ingest_raw", raw)
@@ -324,14 +372,17 @@ def _load(
         converted += list(constants)
         con.execute(
             f"create or replace temp table {table} as "
-            f"select _row, {', '.join(converted)} from _ingest_raw"
+            f"select _row, _item, {', '.join(converted)} from _ingest_raw"
         )
     finally:
         con.unregister("_ingest_raw")
 
 
-def _read_roles(con: duckdb.DuckDBPyConnection, file: _File, roles: list[_Role]) -> pa.Table:
-    """The file's columns named by ``roles``, renamed to the role names, plus ``_row``."""
+def _read_roles(
+    con: duckdb.DuckDBPyConnection, file: _File, roles: list[_Role], explode: bool = False
+) -> pa.Table:
+    """The file's columns named by ``roles``, renamed to the role names, plus ``_row`` (and,
+    with ``explode``, one row per entry of list-valued per-sample columns: ``_explode_lists``)."""
     if not file.path.is_file():
         raise StudyError(f"{file.where}.path: no such file: {file.path}")
     if file.path.stat().st_size == 0:
@@ -350,6 +401,7 @@ def _read_roles(con: duckdb.DuckDBPyConnection, file: _File, roles: list[_Role])
     }
     if file.format == "json_columns":
         table = _unpack_json_columns(file, table, roles)
+    _check_scalar_ids(file, table, roles)
     for name in mixed & {role.column for role in roles}:
         table = table.set_column(
             table.schema.get_field_index(name), name, _unwrap_json(con, table.column(name))
@@ -363,7 +415,82 @@ def _read_roles(con: duckdb.DuckDBPyConnection, file: _File, roles: list[_Role])
     if table.num_rows == 0:
         raise StudyError(f"{file.path}: no rows")
     out = pa.table({role.name: table.column(role.column) for role in roles})
-    return out.append_column("_row", pa.array(np.arange(1, out.num_rows + 1, dtype=np.int64)))
+    out = out.append_column("_row", pa.array(np.arange(1, out.num_rows + 1, dtype=np.int64)))
+    if explode:
+        return _explode_lists(file, out, roles)
+    return out.append_column("_item", pa.array(np.zeros(out.num_rows, dtype=np.int64)))
+
+
+def _check_scalar_ids(file: _File, table: pa.Table, roles: list[_Role]) -> None:
+    """An id column holding lists is one JSON object of parallel arrays read as records."""
+    for role in roles:
+        if role.name == "id" and role.column in table.column_names:
+            if _is_list(table.column(role.column).type):
+                hint = (
+                    "; a file holding one JSON object of parallel arrays needs "
+                    'format = "json_columns"'
+                    if file.format == "json"
+                    else ""
+                )
+                raise StudyError(
+                    f"{file.path}: column {role.column!r} (named by {role.where}) holds lists, "
+                    f"not one id per {file.row}{hint}"
+                )
+
+
+def _explode_lists(file: _File, table: pa.Table, roles: list[_Role]) -> pa.Table:
+    """A samples file with one row per instance and parallel lists (``pred``, ``score``,
+    ``response`` of 8 samples each) as one row per sample: list-valued per-sample columns are
+    flattened side by side, every other column repeated; ``_item`` numbers the samples of a row
+    (``_row`` stays the file's row, for messages). The lists of a row must have one length."""
+    listed = [
+        role
+        for role in roles
+        if role.name in _PER_SAMPLE_ROLES and _is_list(table.column(role.name).type)
+    ]
+    if not listed:
+        return table.append_column("_item", pa.array(np.zeros(table.num_rows, dtype=np.int64)))
+    lengths = {}
+    for role in listed:
+        column = table.column(role.name).combine_chunks()
+        length = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+        missing = np.flatnonzero(_is_null(length))
+        if missing.size:
+            raise StudyError(
+                f"{file.path}: {file.row} {missing[0] + 1}, column {role.column!r}: missing "
+                f"value, expected a list of samples (named by {role.where})"
+            )
+        lengths[role] = length.astype(np.int64)
+    first = listed[0]
+    for role in listed[1:]:
+        differ = np.flatnonzero(lengths[role] != lengths[first])
+        if differ.size:
+            row = differ[0]
+            raise StudyError(
+                f"{file.path}: {file.row} {row + 1}: the lists of column {first.column!r} "
+                f"({lengths[first][row]} entries) and column {role.column!r} "
+                f"({lengths[role][row]} entries) differ in length; each row's lists hold "
+                "the same samples"
+            )
+    counts = lengths[first]
+    parents = np.repeat(np.arange(table.num_rows), counts)
+    starts = np.cumsum(counts) - counts
+    columns = {}
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        if any(role.name == name for role in listed):
+            columns[name] = pc.list_flatten(column)
+        else:
+            columns[name] = column.take(pa.array(parents))
+    columns["_item"] = pa.array(np.arange(len(parents)) - starts[parents], pa.int64())
+    return pa.table(columns)
+
+
+def _is_null(values: np.ndarray) -> np.ndarray:
+    """Null entries of a numpy array pulled from Arrow (None in object arrays, NaN in floats)."""
+    if values.dtype == object:
+        return np.array([value is None for value in values], dtype=bool)
+    return np.isnan(values.astype(np.float64))
 
 
 def _unpack_json_columns(file: _File, document: pa.Table, roles: list[_Role]) -> pa.Table:
@@ -464,6 +591,11 @@ def _conversion(kind: Kind, arrow_type: pa.DataType, x: str) -> tuple[str, str]:
         if is_text:
             return f"lower(trim({x})) in {_FLAG_TEXT}", f"lower(trim({x})) in {_TRUE_TEXT}"
         return "false", "null"
+    if kind == "amount":
+        number = f"{x}::double" if is_number else f"try_cast(trim({x}) as double)"
+        if not (is_number or is_text):
+            return "false", "null"
+        return f"{number} is not null and isfinite({number}) and {number} >= 0", number
     # count and level: whole numbers
     if is_whole:
         return "true", f"{x}::bigint"
@@ -626,57 +758,31 @@ def _instances(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, first_id: int)
     con.execute(
         "create or replace temp view text_features as\n" + sql_text("features/text_features.sql")
     )
+    overhead = spec.prompt_overhead_tokens
+    prompt = "f.prompt_tokens" if overhead is None else "coalesce(f.prompt_tokens, 0) + $overhead"
     return con.sql(
-        """
+        f"""
         select i.instance_id::bigint as instance_id, $dataset as dataset, i.source_id,
-            i.level, i.subject, i.text, f.* exclude (instance_id)
+            i.level, i.subject, i.text, f.* exclude (instance_id, prompt_tokens),
+            ({prompt})::integer as prompt_tokens
         from instance_text i join text_features f using (instance_id)
         order by i.instance_id
         """,
-        params={"dataset": spec.name},
+        params={"dataset": spec.name, **({} if overhead is None else {"overhead": overhead})},
     ).to_arrow_table()
 
 
 def _samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:
     """The sample rows of the checked file (see the module docstring for each source)."""
-    ids = "join instance_text i on i.source_id = c.id"
-    order = "order by instance_id, model, sample_idx"
     if spec.source == "counts":
-        query = f"""
-            select instance_id, model, sample_idx::integer as sample_idx,
-                null::integer as answer, sample_idx < n_correct as correct,
-                null::integer as tokens
-            from (
-                select i.instance_id, c.model, c.n_correct, unnest(range(c.n)) as sample_idx
-                from checked c {ids}
-            ) {order}"""
-        return con.sql(query).to_arrow_table()
+        return _count_samples(con)
     if spec.source == "wide":
-        parts, params = [], {}
-        for k, (model, model_columns) in enumerate(spec.models.items()):
-            params[f"model_{k}"] = model
-            tokens = (
-                f"approx_tokens(c.response_{k})"
-                if model_columns.response is not None
-                else f"c.tokens_{k}"
-                if model_columns.tokens is not None
-                else "null"
-            )
-            parts.append(
-                f"select i.instance_id, $model_{k} as model, 0 as sample_idx, "
-                f"null as answer, c.correct_{k} as correct, {tokens} as tokens "
-                f"from checked c {ids}"
-            )
-        query = f"""
-            select instance_id, model::varchar as model, sample_idx::integer as sample_idx,
-                answer::integer as answer, correct, tokens::integer as tokens
-            from ({" union all ".join(parts)}) {order}"""
-        return con.sql(query, params=params).to_arrow_table()
+        return _wide_samples(con, spec)
     columns = spec.columns
     sample = (
         "c.sample"
         if columns.sample is not None
-        else "row_number() over (partition by c.id, c.model order by c._row) - 1"
+        else "row_number() over (partition by c.id, c.model order by c._row, c._item) - 1"
     )
     answer = (
         "case when c.answer is not null then dense_rank() over "
@@ -689,15 +795,61 @@ def _samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:
         if columns.correct is not None
         else "coalesce(trim(c.answer) = trim(c.reference), false)"
     )
-    tokens = (
-        "c.tokens"
-        if columns.tokens is not None
-        else "approx_tokens(c.response)"
-        if columns.response is not None
-        else "null"
-    )
+    tokens = _tokens_expression(columns.tokens, columns.response, "c.tokens", "c.response")
+    prompt = "c.prompt_tokens" if columns.prompt_tokens is not None else "null"
+    cost = "c.cost" if columns.cost is not None else "null"
     query = f"""
         select i.instance_id, c.model, ({sample})::integer as sample_idx,
-            ({answer})::integer as answer, {correct} as correct, ({tokens})::integer as tokens
-        from checked c {ids} {order}"""
+            ({answer})::integer as answer, {correct} as correct, ({tokens})::bigint as tokens,
+            ({prompt})::bigint as prompt_tokens, ({cost})::double as cost
+        from checked c {_JOIN_IDS} {_SAMPLE_ORDER}"""
     return con.sql(query).to_arrow_table()
+
+
+_JOIN_IDS = "join instance_text i on i.source_id = c.id"
+_SAMPLE_ORDER = "order by instance_id, model, sample_idx"
+
+
+def _tokens_expression(tokens: str | None, response: str | None, column: str, text: str) -> str:
+    """Output tokens: the logged count, else counted from the response text, else null."""
+    if tokens is not None:
+        return column
+    if response is not None:
+        return f"count_tokens({text})"
+    return "null"
+
+
+def _count_samples(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """``n`` sample rows per checked row, the first ``n_correct`` correct, no answers."""
+    query = f"""
+        select instance_id, model, sample_idx::integer as sample_idx,
+            null::integer as answer, sample_idx < n_correct as correct,
+            null::bigint as tokens, null::bigint as prompt_tokens, null::double as cost
+        from (
+            select i.instance_id, c.model, c.n_correct, unnest(range(c.n)) as sample_idx
+            from checked c {_JOIN_IDS}
+        ) {_SAMPLE_ORDER}"""
+    return con.sql(query).to_arrow_table()
+
+
+def _wide_samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:
+    """One sample per checked row and declared model (its columns ``*_k``)."""
+    parts, params = [], {}
+    prompt = "c.prompt_tokens" if spec.columns.prompt_tokens is not None else "null"
+    for k, (model, model_columns) in enumerate(spec.models.items()):
+        params[f"model_{k}"] = model
+        tokens = _tokens_expression(
+            model_columns.tokens, model_columns.response, f"c.tokens_{k}", f"c.response_{k}"
+        )
+        cost = f"c.cost_{k}" if model_columns.cost is not None else "null"
+        parts.append(
+            f"select i.instance_id, $model_{k} as model, 0 as sample_idx, "
+            f"null as answer, c.correct_{k} as correct, {tokens} as tokens, "
+            f"{prompt} as prompt_tokens, {cost} as cost from checked c {_JOIN_IDS}"
+        )
+    query = f"""
+        select instance_id, model::varchar as model, sample_idx::integer as sample_idx,
+            answer::integer as answer, correct, tokens::bigint as tokens,
+            prompt_tokens::bigint as prompt_tokens, cost::double as cost
+        from ({" union all ".join(parts)}) {_SAMPLE_ORDER}"""
+    return con.sql(query, params=params).to_arrow_table()

@@ -42,23 +42,43 @@ from toolkit.config import Study, resolve_model
 # Ibis: samples -> one profile per (instance, model)
 # --------------------------------------------------------------------------------------------
 def answer_profiles(samples: ir.Table) -> ir.Table:
-    """Per (instance_id, model): n samples, n_correct, mean output tokens, and the group sizes
+    """Per (instance_id, model): n samples, n_correct, the mean output tokens, logged prompt
+    tokens and logged dollar cost of a sample (null where none is known), and the group sizes
     of equal correct answers and of equal wrong answers, each sorted ascending (a sorted array,
     not an ordered aggregate: Spark has no ordered ``collect``).
 
-    A sample with a null answer counts as its own group (nothing to agree with)."""
+    A sample with a null answer counts as its own group (nothing to agree with). The logged
+    ``prompt_tokens`` and ``cost`` columns are optional."""
+    optional = {
+        name: ibis.null(kind)
+        for name, kind in (("prompt_tokens", "int64"), ("cost", "float64"))
+        if name not in samples.columns
+    }
     grouped = (
         samples.mutate(
-            group=ibis.coalesce(samples.answer.cast("int64"), -1 - samples.sample_idx.cast("int64"))
+            group=ibis.coalesce(
+                samples.answer.cast("int64"), -1 - samples.sample_idx.cast("int64")
+            ),
+            **optional,
         )
         .group_by(["instance_id", "model", "group", "correct"])
-        .agg(size=ibis._.count(), tokens=ibis._.tokens.sum(), counted=ibis._.tokens.count())
+        .agg(
+            size=ibis._.count(),
+            tokens=ibis._.tokens.sum(),
+            counted=ibis._.tokens.count(),
+            prompt_tokens=ibis._.prompt_tokens.sum(),
+            prompts_counted=ibis._.prompt_tokens.count(),
+            cost=ibis._.cost.sum(),
+            costs_counted=ibis._.cost.count(),
+        )
     )
     return grouped.group_by(["instance_id", "model"]).agg(
         n=grouped.size.sum(),
         # a sum over no rows is null: an instance without a correct sample has n_correct = 0
         n_correct=grouped.size.sum(where=grouped.correct).fill_null(0),
         mean_tokens=grouped.tokens.sum() / grouped.counted.sum().nullif(0),
+        mean_prompt_tokens=grouped.prompt_tokens.sum() / grouped.prompts_counted.sum().nullif(0),
+        mean_cost=grouped.cost.sum() / grouped.costs_counted.sum().nullif(0),
         correct_groups=grouped.size.collect(where=grouped.correct).sort(),
         wrong_groups=grouped.size.collect(where=~grouped.correct).sort(),
     )
@@ -259,7 +279,7 @@ def estimate_outcomes(
     prompt_tokens: pa.Table,
     truth: pa.Table | None = None,
 ) -> pa.Table:
-    """The outcomes table (instance_id, action_id, acc, cost, acc_true).
+    """The outcomes table (instance_id, action_id, acc, cost, known_cost, acc_true).
 
     profiles: ``answer_profiles`` executed; prompt_tokens: (instance_id, prompt_tokens);
     truth: simulation's (instance_id, model, p_correct, p_wrong), or None for real data.
@@ -277,7 +297,7 @@ def estimate_outcomes(
         instance_ids = mine.column("instance_id").to_numpy()
         n = mine.column("n").to_numpy()
         n_correct = mine.column("n_correct").to_numpy()
-        mean_tokens = mine.column("mean_tokens").to_numpy(zero_copy_only=False).astype(float)
+        usage = _Usage.of(mine, instance_ids, prompts)
         if aggregation == "majority":
             distinct_n, distinct_correct, distinct_wrong, inverse = _profile_keys(mine)
         del mine
@@ -308,8 +328,9 @@ def estimate_outcomes(
                 acc_true = 1.0 - (1.0 - model_truth[0]) ** b if model_truth is not None else None
             part.action_ids.append(row["action_id"])
             part.acc.append(np.clip(acc, 0.0, 1.0))
-            cost = _cost(study.actions.cost, b, mean_tokens, instance_ids, prompts, model)
+            cost, known = action_cost(study.actions, b, usage, model)
             part.cost.append(cost)
+            part.known_cost.append(known)
             part.acc_true.append(None if acc_true is None else np.clip(acc_true, 0.0, 1.0))
         parts.append(part)
     return _outcome_table(parts)
@@ -323,6 +344,7 @@ class _ModelOutcomes:
     action_ids: list[int] = field(default_factory=list)
     acc: list[np.ndarray] = field(default_factory=list)
     cost: list[np.ndarray] = field(default_factory=list)
+    known_cost: list[np.ndarray] = field(default_factory=list)
     acc_true: list[np.ndarray | None] = field(default_factory=list)
 
 
@@ -360,6 +382,7 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
             "action_id": pa.array(np.tile(action_ids, len(ids)), pa.int32()),
             "acc": interleave("acc"),
             "cost": interleave("cost"),
+            "known_cost": interleave("known_cost"),
             "acc_true": pa.nulls(len(ids) * k, pa.float64())
             if all(truths)
             else interleave("acc_true"),
@@ -368,8 +391,8 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
     tables = []
     for part in parts:
         rows = len(part.instance_ids)
-        for action_id, acc, cost, acc_true in zip(
-            part.action_ids, part.acc, part.cost, part.acc_true, strict=True
+        for action_id, acc, cost, known, acc_true in zip(
+            part.action_ids, part.acc, part.cost, part.known_cost, part.acc_true, strict=True
         ):
             tables.append(
                 pa.table(
@@ -378,6 +401,7 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
                         "action_id": pa.array(np.full(rows, action_id), pa.int32()),
                         "acc": acc,
                         "cost": cost,
+                        "known_cost": known,
                         "acc_true": pa.nulls(rows, pa.float64())
                         if acc_true is None
                         else pa.array(acc_true),
@@ -405,13 +429,57 @@ class _Prompts:
         return np.where(found, self.tokens[position], 0.0)
 
 
-def _cost(unit, b, mean_tokens, instance_ids, prompts: _Prompts, model) -> np.ndarray:
-    if unit == "samples":
-        return np.full(len(instance_ids), float(b))
-    if np.isnan(mean_tokens).any():
-        raise ValueError(f"cost unit {unit!r} needs output tokens for every sample of {model.name}")
-    if unit == "tokens":
-        return b * mean_tokens
-    prompt = prompts.lookup(instance_ids)
-    price_in, price_out = model.price_input_per_mtok, model.price_output_per_mtok
-    return (prompt * price_in + b * mean_tokens * price_out) / 1e6
+@dataclass(frozen=True)
+class _Usage:
+    """What one sample of a model cost on each instance: mean output tokens, the prompt's tokens
+    (logged, else the instance's prompt length) and the logged dollar cost (NaN where unknown)."""
+
+    output_tokens: np.ndarray
+    prompt_tokens: np.ndarray
+    logged_cost: np.ndarray
+
+    @classmethod
+    def of(cls, profiles: pa.Table, instance_ids: np.ndarray, prompts: _Prompts) -> _Usage:
+        def column(name: str) -> np.ndarray:
+            if name not in profiles.column_names:  # profiles built without logged usage
+                return np.full(profiles.num_rows, np.nan)
+            return profiles.column(name).to_numpy(zero_copy_only=False).astype(float)
+
+        logged_prompt = column("mean_prompt_tokens")
+        prompt = np.where(np.isnan(logged_prompt), prompts.lookup(instance_ids), logged_prompt)
+        return cls(column("mean_tokens"), prompt, column("mean_cost"))
+
+
+def action_cost(actions, b: int, usage: _Usage, model) -> tuple[np.ndarray, np.ndarray]:
+    """(cost, known cost) of b samples of a model on each instance, in ``actions.cost``.
+
+    The known part is what is known before any sample is drawn, so a policy can plan with it:
+    ``actions.fixed_cost``, and the prompt's tokens or dollars; the rest (the outputs) only the
+    samples reveal. With b samples the prompt is billed once, or b times with
+    ``actions.prompt = "per_sample"``::
+
+        samples: cost = known = b + fixed
+        tokens:  cost = P * prompt + b * output + fixed,        known = P * prompt + fixed
+        usd:     cost = (P * prompt * in + b * output * out) / 1e6 + fixed,
+                 known = P * prompt * in / 1e6 + fixed          (in, out: the model's prices)
+                 or, with logged dollar costs, cost = b * logged + fixed, known = fixed
+
+    with P = 1 (``once``) or b, and output and logged the means over the stored samples (the
+    expectation over every b-subset)."""
+    n = len(usage.output_tokens)
+    fixed = np.full(n, float(actions.fixed_cost))
+    if actions.cost == "samples":
+        cost = fixed + float(b)
+        return cost, cost.copy()
+    if actions.cost == "usd" and not np.isnan(usage.logged_cost).any():
+        return b * usage.logged_cost + fixed, fixed
+    if np.isnan(usage.output_tokens).any():
+        raise ValueError(
+            f"cost unit {actions.cost!r} needs output tokens for every sample of {model.name}"
+        )
+    billed = usage.prompt_tokens * (b if actions.prompt == "per_sample" else 1)
+    if actions.cost == "tokens":
+        known = billed + fixed
+        return known + b * usage.output_tokens, known
+    known = billed * model.price_input_per_mtok / 1e6 + fixed
+    return known + b * usage.output_tokens * model.price_output_per_mtok / 1e6, known

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import ibis
 
-from toolkit import db
+from toolkit import bi, db
 from toolkit.config import Study
 from toolkit.errors import StudyError
 from toolkit.evaluate import evaluate
@@ -46,6 +46,10 @@ class RunResult:
     report: Path | None = None
     replaced: bool = False
     """Whether the run replaced an earlier run of the same study, config and seed."""
+    cost_unit: str = "samples"
+    headline: list[dict] = field(default_factory=list)
+    """Per budget, the policies ranked at matched spend
+    (``sql/analyses/best_policy_per_budget.sql``)."""
 
 
 @contextlib.contextmanager
@@ -235,6 +239,9 @@ def run_study(
             except BaseException:
                 db.remove_staging(staging)
                 raise
+    result.cost_unit = study.actions.cost
+    if "evaluate" in stages:
+        result.headline = bi.read_headline(path, result.run_id)
     if "report" in stages:
         # from the committed, closed database, opened read-only like any reader; the run has
         # landed, so a failing report does not remove it

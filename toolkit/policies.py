@@ -1,44 +1,109 @@
-"""Allocation policies as weight matrices, and the price calibration they share.
+"""Allocation policies: objects with one interface, ``fit`` on a training split and ``allocate``
+a batch of inputs at a budget, and the price calibration they share.
 
 A policy allocates compute to n instances as a weight matrix ``W`` (n x K actions, rows summing
 to 1; a row with two non-zero weights mixes two actions). Its expected accuracy is
 ``mean_i sum_a W_ia acc_i(a)`` and its expected cost ``mean_i sum_a W_ia cost_i(a)``.
 
-Every policy here may look at the instances' features only, never at their outcomes; what it
-knows about accuracies comes from the training split. The Lagrangian oracle (``toolkit.solve``)
-is the one policy that sees outcomes, as the upper bound.
+**What a policy sees.** ``Inputs``: the instances' features and their *planned* cost of every
+action (``toolkit.costs``): the part of the cost known before spending (the prompt, fixed costs)
+plus a prediction of the rest. Never the outcomes. What it knows about accuracies comes from the
+training split (``TrainingSet``). The Lagrangian oracle (``toolkit.solve``) is the one policy that
+sees outcomes, as the upper bound.
 
-Budgets are met the way the oracle meets them: a *price* mu turns scores into a choice,
-``argmax_a score_i(a) - mu * cost(a)`` (ties: the cheaper action); mean cost falls as mu rises,
-so mu is bisected until it brackets the budget B, and the instances that switch action inside
-the bracket are mixed between their two choices in the proportion that meets B exactly
-(``calibrate_price``). Calibrated on one set of instances, the same price and mix applied to
-another set meet B only up to sampling noise (``priced_weights``).
+**Meeting the budget.** A policy priced on the batch it serves meets ``B`` exactly in planned
+cost: a *price* mu turns scores into a choice, ``argmax_a score_i(a) - mu * planned_i(a)`` (ties:
+the cheaper action); mean planned cost falls as mu rises, so mu is bisected until it brackets B,
+and the instances that switch inside the bracket are mixed between their two choices in the
+proportion that meets B (``calibrate_price``). The realised cost then differs from B only by how
+far the outputs' cost differs from its prediction. Calibrated on one set of instances, the same
+price applied to another set meets B only up to sampling noise (``priced_weights``).
 
-Baselines, all at the same mean budget B:
+Baselines (``BASELINES``), each ``fit`` on a ``TrainingSet`` and priced on the batch:
 
-- ``uniform_weights``: every instance gets the same action, mixing the two actions whose mean
-  cost brackets B (samples: the two neighbouring b).
-- ``random_weights``: every instance draws its action from the training oracle's action mix at
-  B (how often the oracle chose each action), i.e. the oracle's spend shuffled across
-  instances; reported in expectation over the draw.
-- ``prompt_length_weights``: planned cost proportional to the prompt length,
-  ``c_i = clip(kappa * len_i)``, each instance mixing the two actions around c_i; kappa is
-  bisected so that the mean planned cost is B.
-- ``difficulty_bin_weights``: quantile bins of an observable difficulty signal (Snell et al.,
-  2024: the best action per difficulty bin); a bin's accuracy curve is its training mean, and
-  the bins' actions are priced to meet B.
+- ``uniform``: every instance the same action, mixing the two actions, in order of cost, whose
+  mean planned cost on the batch brackets B (samples: the two neighbouring b, dominated or not).
+- ``best_fixed``: the same, but only over the upper concave hull of the actions' training mean
+  (cost, accuracy), so a dominated action (majority@2, no better than majority@1) is never
+  bought: the best allocation that treats every instance alike.
+- ``always_<model>``: ``uniform`` over one model's actions (studies with several models).
+- ``random``: every instance draws its action from the training oracle's action mix at B (the
+  oracle's spend shuffled across instances), tilted ``p_a ~ mix_a exp(-t c_a)`` so that the
+  batch's mean planned cost is B; reported in expectation over the draw.
+- ``prompt_length``: planned cost proportional to the prompt length, ``clip(kappa * len_i)``,
+  each instance mixing its two actions around that cost; kappa bisected to meet B.
+- ``difficulty_bins``: quantile bins of an observable difficulty signal (Snell et al., 2024: the
+  best action per difficulty bin); a bin's accuracy curve is its training mean, and the bins'
+  actions are priced to meet B.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 _BISECTIONS = 200
 _PROBABILITY_FLOOR = 1e-9
 """log(max(p, floor)): a class the classifier never predicts stays choosable at a finite score."""
+
+
+# --------------------------------------------------------------------------------------------
+# What a policy sees and what it returns
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inputs:
+    """A batch of instances as a policy sees them before spending anything."""
+
+    instance_ids: np.ndarray
+    frame: pd.DataFrame
+    """The features (``toolkit.features``), one row per instance."""
+    planned_cost: np.ndarray
+    """(n, K) planned cost of every action (``toolkit.costs``)."""
+
+    def __len__(self) -> int:
+        return len(self.instance_ids)
+
+    def take(self, rows: np.ndarray) -> Inputs:
+        """The inputs of some of the instances (row positions)."""
+        return Inputs(
+            self.instance_ids[rows],
+            self.frame.iloc[rows].reset_index(drop=True),
+            self.planned_cost[rows],
+        )
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """The training split as policies fit on it: features, planned and realised costs, and the
+    estimated accuracy of every action."""
+
+    inputs: Inputs
+    acc: np.ndarray
+    """(n, K) estimated accuracy."""
+    cost: np.ndarray
+    """(n, K) realised cost (what the samples cost)."""
+    action_ids: np.ndarray
+    action_models: tuple[str, ...]
+    """The model of each action (column)."""
+    oracle_mix: Callable[[float], np.ndarray] | None = None
+    """The training oracle's action shares at a budget (``toolkit.solve``), for ``random``."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy's allocation of a batch at a budget, and how it met the budget."""
+
+    weights: np.ndarray
+    calibrated_on: str
+    """test_features (priced on the batch's inputs), validation, train, none, test_outcomes."""
+    parameter_name: str | None = None
+    parameter: float | None = None
+    mix: float | None = None
+    description: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,9 +204,54 @@ def onehot(choice: np.ndarray, k: int) -> np.ndarray:
     return weights
 
 
+def bisect_increasing(
+    function: Callable[[float], float], target: float, low: float, high: float
+) -> float:
+    """The x in [low, high] where a non-decreasing ``function`` crosses ``target`` (the nearer
+    end when it never does), to the last bit."""
+    if function(low) >= target:
+        return low
+    if function(high) <= target:
+        return high
+    for _ in range(_BISECTIONS):
+        middle = 0.5 * (low + high)
+        if middle in (low, high):
+            break
+        if function(middle) < target:
+            low = middle
+        else:
+            high = middle
+    return low if abs(function(low) - target) <= abs(function(high) - target) else high
+
+
 # --------------------------------------------------------------------------------------------
-# Baselines
+# Fixed allocations: the same mix of two actions for every instance
 # --------------------------------------------------------------------------------------------
+def fixed_mix_weights(
+    n: int, k: int, steps: Sequence[int], step_costs: np.ndarray, budget: float
+) -> tuple[np.ndarray, float]:
+    """Every instance on the same mix of the two ``steps`` (action indices in increasing
+    ``step_costs``, their mean planned cost on the batch) around ``budget``: mean planned cost
+    B exactly when B is inside the steps' range, else the nearest end. Returns (weights, theta
+    = the weight on the dearer action)."""
+    steps = np.asarray(steps)
+    order = np.argsort(step_costs, kind="stable")
+    steps, step_costs = steps[order], np.asarray(step_costs)[order]
+    weights = np.zeros((n, k))
+    if budget <= step_costs[0] or len(steps) == 1:
+        weights[:, steps[0] if budget <= step_costs[0] else steps[-1]] = 1.0
+        return weights, 0.0
+    if budget >= step_costs[-1]:
+        weights[:, steps[-1]] = 1.0
+        return weights, 1.0
+    upper = int(np.searchsorted(step_costs, budget, side="left"))
+    lower = upper - 1
+    theta = (budget - step_costs[lower]) / (step_costs[upper] - step_costs[lower])
+    weights[:, steps[lower]] = 1.0 - theta
+    weights[:, steps[upper]] += theta
+    return weights, float(theta)
+
+
 def action_ladder(action_cost: np.ndarray, action_acc: np.ndarray) -> np.ndarray:
     """Action indices in increasing mean cost, one per distinct cost (the more accurate on the
     training split where two actions cost the same): the steps a uniform policy climbs."""
@@ -150,137 +260,369 @@ def action_ladder(action_cost: np.ndarray, action_acc: np.ndarray) -> np.ndarray
     return order[first]
 
 
-def interpolate_on_ladder(
-    target: np.ndarray, ladder: np.ndarray, action_cost: np.ndarray, k: int
-) -> np.ndarray:
-    """Per instance, mix the two ladder actions whose costs bracket its target cost (clipped to
-    the ladder's range): mean planned cost = mean target."""
-    steps = action_cost[ladder]
-    target = np.clip(np.asarray(target, dtype=np.float64), steps[0], steps[-1])
-    upper = np.clip(np.searchsorted(steps, target, side="left"), 0, len(steps) - 1)
-    lower = np.clip(upper - 1, 0, len(steps) - 1)
-    exact = steps[upper] == target
-    lower = np.where(exact, upper, lower)
-    span = steps[upper] - steps[lower]
-    share_upper = np.where(span > 0, (target - steps[lower]) / np.where(span > 0, span, 1.0), 1.0)
-    weights = np.zeros((len(target), k))
-    rows = np.arange(len(target))
-    weights[rows, ladder[lower]] += 1.0 - share_upper
-    weights[rows, ladder[upper]] += share_upper
+def concave_hull_actions(action_cost: np.ndarray, action_acc: np.ndarray) -> np.ndarray:
+    """The actions on the rising upper concave hull of the points (mean cost, mean accuracy),
+    cheapest first: from the cheapest (most accurate among equally cheap) action, each next
+    vertex is the one of steepest accuracy gain per unit of cost, while that gain is positive."""
+    ladder = action_ladder(action_cost, action_acc)
+    hull = [int(ladder[0])]
+    while True:
+        here = hull[-1]
+        later = [a for a in ladder if action_cost[a] > action_cost[here]]
+        slopes = [
+            (action_acc[a] - action_acc[here]) / (action_cost[a] - action_cost[here]) for a in later
+        ]
+        if not later or max(slopes) <= 0:
+            return np.array(hull)
+        best = max(slopes)
+        # among equally steep steps, the farthest: collinear points are not vertices
+        hull.append(
+            int(
+                max(
+                    (a for a, s in zip(later, slopes, strict=True) if s == best),
+                    key=lambda a: action_cost[a],
+                )
+            )
+        )
+
+
+class Policy:
+    """The interface every policy has: ``fit`` (on a ``TrainingSet``) then ``allocate``.
+
+    ``state()`` is what ``fit`` learned as plain JSON values; ``from_state`` rebuilds the fitted
+    policy from it, so a run stores its policies and evaluation reuses them as they are."""
+
+    name: ClassVar[str] = ""
+
+    def fit(self, train: TrainingSet, budgets: Sequence[float] = ()) -> Policy:
+        raise NotImplementedError
+
+    def allocate(self, inputs: Inputs, budget: float) -> Decision:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Policy:
+        raise NotImplementedError
+
+
+@dataclass
+class _FixedMix(Policy):
+    """Every instance the same mix of two actions from ``steps`` (indices into the actions)."""
+
+    steps: list[int] = field(default_factory=list)
+    description: ClassVar[str] = ""
+
+    def allocate(self, inputs: Inputs, budget: float) -> Decision:
+        planned = inputs.planned_cost.mean(axis=0)
+        weights, theta = fixed_mix_weights(
+            len(inputs), inputs.planned_cost.shape[1], self.steps, planned[self.steps], budget
+        )
+        return Decision(weights, "test_features", "theta", theta, None, self.description)
+
+    def state(self) -> dict[str, Any]:
+        return {"steps": [int(a) for a in self.steps]}
+
+
+@dataclass
+class Uniform(_FixedMix):
+    name: ClassVar[str] = "uniform"
+    description: ClassVar[str] = "the same action for all, the two around B mixed"
+
+    def fit(self, train: TrainingSet, budgets: Sequence[float] = ()) -> Uniform:
+        mean_cost = train.inputs.planned_cost.mean(axis=0)
+        self.steps = [int(a) for a in action_ladder(mean_cost, train.acc.mean(axis=0))]
+        return self
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Uniform:
+        return cls(steps=list(state["steps"]))
+
+
+@dataclass
+class BestFixed(_FixedMix):
+    name: ClassVar[str] = "best_fixed"
+    description: ClassVar[str] = (
+        "the same mix for all, over the concave hull of the actions' training (cost, accuracy)"
+    )
+
+    def fit(self, train: TrainingSet, budgets: Sequence[float] = ()) -> BestFixed:
+        hull = concave_hull_actions(train.cost.mean(axis=0), train.acc.mean(axis=0))
+        self.steps = [int(a) for a in hull]
+        return self
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BestFixed:
+        return cls(steps=list(state["steps"]))
+
+
+@dataclass
+class AlwaysModel(_FixedMix):
+    """``uniform`` over one model's actions."""
+
+    model: str = ""
+    name: ClassVar[str] = "always"
+
+    @property
+    def policy_name(self) -> str:
+        return f"always_{self.model}"
+
+    def fit(self, train: TrainingSet, budgets: Sequence[float] = ()) -> AlwaysModel:
+        mine = np.array([m == self.model for m in train.action_models])
+        mean_cost = train.inputs.planned_cost.mean(axis=0)
+        ladder = action_ladder(
+            np.where(mine, mean_cost, np.inf), np.where(mine, train.acc.mean(axis=0), -np.inf)
+        )
+        self.steps = [int(a) for a in ladder if mine[a]]
+        return self
+
+    def allocate(self, inputs: Inputs, budget: float) -> Decision:
+        decision = super().allocate(inputs, budget)
+        return Decision(
+            decision.weights,
+            decision.calibrated_on,
+            "theta",
+            decision.parameter,
+            None,
+            f"every instance on {self.model}, its two actions around B mixed",
+        )
+
+    def state(self) -> dict[str, Any]:
+        return {"steps": [int(a) for a in self.steps], "model": self.model}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> AlwaysModel:
+        return cls(steps=list(state["steps"]), model=state["model"])
+
+
+# --------------------------------------------------------------------------------------------
+# random, prompt_length, difficulty_bins
+# --------------------------------------------------------------------------------------------
+@dataclass
+class RandomMix(Policy):
+    """The training oracle's action mix at each budget it was fitted for, tilted to meet B."""
+
+    budgets: list[float] = field(default_factory=list)
+    mixes: list[list[float]] = field(default_factory=list)
+    name: ClassVar[str] = "random"
+
+    def fit(self, train: TrainingSet, budgets: Sequence[float] = ()) -> RandomMix:
+        if train.oracle_mix is None:
+            raise ValueError("random needs the training oracle's mix (TrainingSet.oracle_mix)")
+        self.budgets = sorted({float(b) for b in budgets})
+        self.mixes = [train.oracle_mix(b).tolist() for b in self.budgets]
+        return self
+
+    def mix_at(self, budget: float) -> np.ndarray:
+        """The stored mix of the budget nearest to ``budget`` (log scale)."""
+        index = int(np.argmin(np.abs(np.log(self.budgets) - np.log(budget))))
+        return np.asarray(self.mixes[index], dtype=np.float64)
+
+    def allocate(self, inputs: Inputs, budget: float) -> Decision:
+        mix = self.mix_at(budget)
+        planned = inputs.planned_cost.mean(axis=0)
+        scale = max(float(np.ptp(planned)), 1e-300)
+
+        def tilted(t: float) -> np.ndarray:
+            logits = np.where(
+                mix > 0, np.log(np.where(mix > 0, mix, 1.0)) - t * planned / scale, -np.inf
+            )
+            weights = np.exp(logits - logits.max())
+            return weights / weights.sum()
+
+        # mean planned cost falls as t rises: bisect -cost, which rises
+        t = bisect_increasing(lambda t: -float(tilted(t) @ planned), -budget, -50.0, 50.0)
+        shares = tilted(t)
+        return Decision(
+            np.tile(shares, (len(inputs), 1)),
+            "test_features",
+            "tilt",
+            t,
+            None,
+            "the training oracle's action mix at B, tilted to meet B, in expectation",
+        )
+
+    def state(self) -> dict[str, Any]:
+        return {"budgets": self.budgets, "mixes": self.mixes}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RandomMix:
+        return cls(budgets=list(state["budgets"]), mixes=[list(m) for m in state["mixes"]])
+
+
+def ladder_weights(planned: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per instance, the two actions whose planned costs bracket its target cost (clipped to
+    its range), mixed so that its planned cost is the target."""
+    n, k = planned.shape
+    order = np.argsort(planned, axis=1, kind="stable")
+    steps = np.take_along_axis(planned, order, axis=1)
+    target = np.clip(target, steps[:, 0], steps[:, -1])
+    upper = np.clip((steps < target[:, None]).sum(axis=1), 0, k - 1)
+    lower = np.maximum(upper - 1, 0)
+    rows = np.arange(n)
+    low_cost, high_cost = steps[rows, lower], steps[rows, upper]
+    span = high_cost - low_cost
+    share = np.where(span > 0, (target - low_cost) / np.where(span > 0, span, 1.0), 1.0)
+    weights = np.zeros((n, k))
+    weights[rows, order[rows, lower]] += 1.0 - share
+    weights[rows, order[rows, upper]] += share
     return weights
 
 
-def uniform_weights(
-    n: int, budget: float, action_cost: np.ndarray, action_acc: np.ndarray
-) -> np.ndarray:
-    """The same action for every instance, mixing the two ladder actions around ``budget``.
+@dataclass
+class PromptLength(Policy):
+    """More compute to longer prompts: planned cost ``clip(kappa * len_i)``."""
 
-    ``action_cost``, ``action_acc``: (K,) mean planned cost and training accuracy per action."""
-    ladder = action_ladder(action_cost, action_acc)
-    return interpolate_on_ladder(np.full(n, budget), ladder, action_cost, len(action_cost))
+    name: ClassVar[str] = "prompt_length"
 
+    def fit(self, train: TrainingSet, budgets: Sequence[float] = ()) -> PromptLength:
+        return self
 
-def random_weights(n: int, action_mix: np.ndarray) -> np.ndarray:
-    """Every instance draws its action from ``action_mix`` (K,), in expectation over the draw."""
-    mix = np.asarray(action_mix, dtype=np.float64)
-    return np.tile(mix / mix.sum(), (n, 1))
+    def allocate(self, inputs: Inputs, budget: float) -> Decision:
+        length = inputs.frame["prompt_tokens"].to_numpy(dtype=np.float64, na_value=np.nan)
+        fill = np.nanmedian(length) if np.isfinite(length).any() else 1.0
+        length = np.maximum(np.where(np.isfinite(length), length, fill), 1.0)
+        planned = inputs.planned_cost
+        low_cost, high_cost = planned.min(axis=1), planned.max(axis=1)
 
+        def mean_cost(kappa: float) -> float:
+            return float(np.clip(kappa * length, low_cost, high_cost).mean())
 
-def prompt_length_weights(
-    prompt_tokens: np.ndarray,
-    budget: float,
-    action_cost: np.ndarray,
-    action_acc: np.ndarray,
-) -> tuple[np.ndarray, float]:
-    """More compute to longer prompts: planned cost ``clip(kappa * len_i)`` on the action ladder,
-    kappa bisected so that the mean planned cost is ``budget``. Returns (weights, kappa).
+        kappa = bisect_increasing(mean_cost, budget, 0.0, float((high_cost / length).max()) + 1.0)
+        target = np.clip(kappa * length, low_cost, high_cost)
+        return Decision(
+            ladder_weights(planned, target),
+            "test_features",
+            "kappa",
+            kappa,
+            None,
+            "planned cost = clip(kappa * prompt_tokens), neighbours mixed",
+        )
 
-    A missing length counts as the median length."""
-    length = np.asarray(prompt_tokens, dtype=np.float64)
-    fill = np.nanmedian(length) if np.isfinite(length).any() else 1.0
-    length = np.maximum(np.where(np.isfinite(length), length, fill), 1.0)
-    ladder = action_ladder(action_cost, action_acc)
-    steps = action_cost[ladder]
+    def state(self) -> dict[str, Any]:
+        return {}
 
-    def mean_cost(kappa: float) -> float:
-        return float(np.clip(kappa * length, steps[0], steps[-1]).mean())
-
-    low, high = 0.0, steps[-1] / length.min() + 1.0
-    for _ in range(_BISECTIONS):
-        middle = 0.5 * (low + high)
-        if middle in (low, high):
-            break
-        if mean_cost(middle) > budget:
-            high = middle
-        else:
-            low = middle
-    kappa = high if abs(mean_cost(high) - budget) < abs(mean_cost(low) - budget) else low
-    target = np.clip(kappa * length, steps[0], steps[-1])
-    return interpolate_on_ladder(target, ladder, action_cost, len(action_cost)), kappa
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PromptLength:
+        return cls()
 
 
-@dataclass(frozen=True)
-class DifficultyBins:
+BIN_SIGNALS = ("signal_1", "probe_entropy", "level", "prompt_tokens")
+"""Difficulty-bin signals in order of preference: the first one the training split has."""
+N_BINS = 5
+
+
+@dataclass
+class DifficultyBins(Policy):
     """Quantile bins of an observable signal and each bin's training accuracy curve."""
 
-    signal: str
-    edges: np.ndarray
+    signal: str = ""
+    edges: list[float] = field(default_factory=list)
     """Inner bin edges (n_bins - 1), from the training split's quantiles."""
-    bin_acc: np.ndarray
+    bin_acc: list[list[float]] = field(default_factory=list)
     """(n_bins, K) mean training accuracy per bin and action."""
+    n_bins: int = N_BINS
+    name: ClassVar[str] = "difficulty_bins"
 
     def bin_of(self, values: np.ndarray) -> np.ndarray:
         """The bin of each value; a missing value goes to the middle bin."""
         values = np.asarray(values, dtype=np.float64)
-        bins = np.searchsorted(self.edges, values, side="right")
+        bins = np.searchsorted(np.asarray(self.edges), values, side="right")
         return np.where(np.isfinite(values), bins, len(self.edges) // 2)
 
-
-def fit_difficulty_bins(
-    signal: str, values: np.ndarray, acc: np.ndarray, n_bins: int = 5
-) -> DifficultyBins:
-    """Bins of ``values`` (the training split's signal) at its quantiles; a discrete signal with
-    at most ``n_bins`` distinct values gets one bin per value."""
-    values = np.asarray(values, dtype=np.float64)
-    known = values[np.isfinite(values)]
-    distinct = np.unique(known)
-    if distinct.size <= n_bins:
-        edges = 0.5 * (distinct[1:] + distinct[:-1])
-    else:
-        edges = np.unique(np.quantile(known, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
-    draft = DifficultyBins(signal, edges, np.zeros((len(edges) + 1, acc.shape[1])))
-    bins = draft.bin_of(values)
-    overall = acc.mean(axis=0)
-    bin_acc = np.array(
-        [
-            acc[bins == b].mean(axis=0) if (bins == b).any() else overall
+    def fit(self, train: TrainingSet, budgets: Sequence[float] = ()) -> DifficultyBins:
+        frame = train.inputs.frame
+        self.signal = next(
+            (
+                name
+                for name in BIN_SIGNALS
+                if name in frame.columns and _distinct_count(frame[name]) >= 2
+            ),
+            "prompt_tokens",
+        )
+        values = _numbers(frame, self.signal)
+        known = values[np.isfinite(values)]
+        distinct = np.unique(known)
+        if distinct.size <= self.n_bins:
+            edges = 0.5 * (distinct[1:] + distinct[:-1])
+        else:
+            edges = np.unique(np.quantile(known, np.linspace(0.0, 1.0, self.n_bins + 1)[1:-1]))
+        self.edges = edges.tolist()
+        bins = self.bin_of(values)
+        overall = train.acc.mean(axis=0)
+        self.bin_acc = [
+            (train.acc[bins == b].mean(axis=0) if (bins == b).any() else overall).tolist()
             for b in range(len(edges) + 1)
         ]
-    )
-    return DifficultyBins(signal, edges, bin_acc)
+        return self
+
+    def allocate(self, inputs: Inputs, budget: float) -> Decision:
+        scores = np.asarray(self.bin_acc)[self.bin_of(_numbers(inputs.frame, self.signal))]
+        calibration = calibrate_price(scores, inputs.planned_cost, budget, min_price=0.0)
+        return Decision(
+            priced_weights(scores, inputs.planned_cost, calibration),
+            "test_features",
+            "mu",
+            calibration.price,
+            calibration.mix,
+            f"{len(self.edges) + 1} quantile bins of {self.signal} (train)",
+        )
+
+    def state(self) -> dict[str, Any]:
+        return {"signal": self.signal, "edges": self.edges, "bin_acc": self.bin_acc}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> DifficultyBins:
+        return cls(signal=state["signal"], edges=list(state["edges"]), bin_acc=state["bin_acc"])
 
 
-def difficulty_bin_weights(
-    bins: DifficultyBins, values: np.ndarray, budget: float, action_cost: np.ndarray
-) -> tuple[np.ndarray, PriceCalibration]:
-    """Each instance's bin accuracy curve, priced so that the instances' mean cost is
-    ``budget`` (the Lagrangian over bins, weighted by how many instances fall in each)."""
-    scores = bins.bin_acc[bins.bin_of(values)]
-    calibration = calibrate_price(scores, action_cost, budget, min_price=0.0)
-    return priced_weights(scores, action_cost, calibration), calibration
+def _numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _distinct_count(column: pd.Series) -> int:
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return int(np.unique(values[np.isfinite(values)]).size)
+
+
+BASELINES: dict[str, type[Policy]] = {
+    policy.name: policy
+    for policy in (Uniform, BestFixed, AlwaysModel, RandomMix, PromptLength, DifficultyBins)
+}
+"""Every baseline by its family name (``always`` is one ``always_<model>`` per model)."""
+
+
+def policy_from_state(family: str, state: dict[str, Any]) -> Policy:
+    """A fitted baseline back from ``Policy.state()``."""
+    return BASELINES[family].from_state(state)
 
 
 __all__ = [
+    "BASELINES",
+    "BIN_SIGNALS",
+    "AlwaysModel",
+    "BestFixed",
+    "Decision",
     "DifficultyBins",
+    "Inputs",
+    "Policy",
     "PriceCalibration",
+    "PromptLength",
+    "RandomMix",
+    "TrainingSet",
+    "Uniform",
     "action_ladder",
     "calibrate_price",
-    "difficulty_bin_weights",
-    "fit_difficulty_bins",
+    "concave_hull_actions",
+    "fixed_mix_weights",
+    "ladder_weights",
     "log_probability_scores",
+    "onehot",
+    "policy_from_state",
     "price_choice",
     "priced_weights",
-    "prompt_length_weights",
-    "random_weights",
-    "uniform_weights",
 ]

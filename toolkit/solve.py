@@ -491,6 +491,7 @@ def solve_budgets(
     *,
     solver: str = "hull",
     tol: float = DEFAULT_TOL,
+    clip: bool = False,
 ) -> list[Allocation]:
     """The oracle allocation at each budget, in the order given.
 
@@ -498,12 +499,12 @@ def solve_budgets(
     instances); its four columns are pulled once. ``hull`` solves every budget from one sort;
     ``bisection`` searches each budget's price with queries on ``backend`` against a temporary
     table of the hull segments (slope_key, cost_step). A budget outside ``budget_range`` raises
-    StudyError.
+    StudyError, or with ``clip`` is solved at the nearest end of the range (a budget grid).
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; use one of {', '.join(SOLVERS)}")
     hulls = _pulled_hulls(backend, outcomes)
-    targets = _feasible_budgets(hulls, budgets)
+    targets = _clipped_budgets(hulls, budgets) if clip else _feasible_budgets(hulls, budgets)
     if solver == "hull":
         return _hull_sweep(hulls, targets)
     steps = pa.table(
@@ -511,6 +512,21 @@ def solve_budgets(
     )
     with db.temporary_table(backend, steps) as segments:
         return [_bisect(backend, segments, hulls, budget, tol) for budget in targets]
+
+
+def solve_columns(
+    outcomes: pa.Table | Mapping[str, np.ndarray], budgets: Sequence[float], *, clip: bool = False
+) -> list[Allocation]:
+    """``solve_budgets`` (hull solver) of outcomes already in memory (columns instance_id,
+    action_id, acc, cost)."""
+    hulls = _hulls_of_columns(_outcome_columns(outcomes))
+    targets = _clipped_budgets(hulls, budgets) if clip else _feasible_budgets(hulls, budgets)
+    return _hull_sweep(hulls, targets)
+
+
+def _clipped_budgets(hulls: InstanceHulls, budgets: Sequence[float]) -> list[float]:
+    """Budgets moved into [C_min, C_max]."""
+    return [min(max(float(b), hulls.min_mean_cost), hulls.max_mean_cost) for b in budgets]
 
 
 def _feasible_budgets(hulls: InstanceHulls, budgets: Sequence[float]) -> list[float]:
@@ -933,6 +949,7 @@ __all__ = [
     "oracle_labels",
     "solve_budget",
     "solve_budgets",
+    "solve_columns",
     "slope_keys",
     "staircase_buckets",
     "write_allocations",

@@ -1,7 +1,7 @@
 -- Cheap text features of each instance's question, the same columns the simulator fills in
 -- `instances`. Reads `instance_text` (instance_id, text); a null text gives null features.
--- Needs the approx_tokens macro (approx_tokens.sql).
---   prompt_tokens     approx_tokens(text)
+-- Needs count_tokens(text) (toolkit.tokens.register_token_counter: the study's tokenizer).
+--   prompt_tokens     count_tokens(text)
 --   n_sentences       runs of . ! ? followed by whitespace or the end, at least 1 if any text
 --   n_digits          digit characters
 --   n_math_symbols    + - * / = < > ^ and their Unicode forms (× ÷ ± ≤ ≥ ≠ −)
@@ -16,7 +16,7 @@ counted as (
     select
         instance_id,
         text,
-        approx_tokens(text) as prompt_tokens,
+        count_tokens(text) as prompt_tokens,
         len(regexp_extract_all(text, '[.!?]+(\s|$)')) as sentence_ends,
         len(regexp_extract_all(text, '[0-9]')) as n_digits,
         len(regexp_extract_all(text, '[-+*/=<>^×÷±≤≥≠−]')) as n_math_symbols,

@@ -3,8 +3,13 @@
 -- acc: majority -> P(a vote over b samples drawn without replacement from the stored samples
 --      is correct), ties broken uniformly at random, computed exactly;
 --      pass -> the unbiased pass@b estimator 1 - C(n - c, b) / C(n, b).
--- cost: in runs.cost_unit. samples: b; tokens: b x the instance's mean output tokens for the
---      model; usd: (prompt tokens x input price + b x mean output tokens x output price) / 1e6.
+-- cost: in runs.cost_unit, the expected cost of the action on this instance (over every
+--      b-subset of its stored samples). samples: b; tokens: the prompt's tokens (once, or b
+--      times with actions.prompt = "per_sample") + b x the mean output tokens; usd: the same
+--      tokens at the model's prices per million, or b x the logged dollar cost of a sample;
+--      plus actions.fixed_cost (toolkit.outcomes.action_cost).
+-- known_cost: the part of cost known before any sample is drawn (the prompt, fixed costs; all
+--      of it in samples), which policies plan with; the rest only the samples reveal.
 -- acc_true: simulation only, the same quantity under the true answer distribution
 --      (i.i.d. samples), so the estimation error can be shown.
 create table if not exists outcomes (
@@ -13,5 +18,6 @@ create table if not exists outcomes (
     action_id integer not null,
     acc double not null,
     cost double not null,
+    known_cost double not null,
     acc_true double
 );

@@ -1,16 +1,24 @@
--- How each policy met its budget on the test split. Key: (run_id, policy, budget, seed).
--- calibrated_on: test_outcomes (the oracle: lambda solved on the test split), exact (uniform),
---   train (random: the training oracle's action mix), test_features (a price or scale set on
---   the test batch's inputs, never its outcomes), validation (learned_calibrated), none
---   (learned_argmax).
+-- How each policy met its budget on each fold's test split, and the matched-spend mix its
+-- headline numbers use. Key: (run_id, policy, budget, seed, fold); fold is null for the
+-- oracle (solved on the pooled test split).
+-- calibrated_on: test_outcomes (the oracle: lambda solved on the test outcomes),
+--   test_features (a price, mix or scale set on the test batch's inputs: features and planned
+--   costs, never its outcomes), validation (learned_calibrated), none (learned_argmax).
+-- matched_*: the realised-cost match (toolkit.metrics.matched_mix): weight matched_weight on
+--   the allocation at matched_low_budget, the rest at matched_high_budget, gives realised mean
+--   cost = budget on the pooled test split; null when no two grid budgets bracket it.
 create table if not exists policy_settings (
     run_id integer not null,
     policy varchar not null,
     budget double not null,
     seed bigint,                       -- CatBoost seed of learned_*; null otherwise
+    fold integer,                      -- splits.fold; null for the oracle
     calibrated_on varchar not null,
-    parameter_name varchar,            -- lambda | mu | kappa
+    parameter_name varchar,            -- lambda | mu | kappa | theta | tilt
     parameter double,                  -- its value
     mix double,                        -- weight on the dearer choice of switching instances
-    description varchar not null
+    description varchar not null,
+    matched_low_budget double,
+    matched_high_budget double,
+    matched_weight double
 );

@@ -8,5 +8,7 @@ create table if not exists samples (
     sample_idx integer not null,
     answer integer,
     correct boolean not null,
-    tokens integer                     -- output tokens of this sample, where known
+    tokens bigint,                     -- output tokens of this sample, where known
+    prompt_tokens bigint,              -- the prompt's tokens for this sample, where logged
+    cost double                        -- the sample's dollar cost, where logged
 );
