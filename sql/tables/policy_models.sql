@@ -8,8 +8,8 @@
 -- (decoder log_probability); mu and the mix are calibrated on the validation split: choices
 -- at price_low (dearer) and price_high (cheaper) are mixed with weight price_mix on the first.
 create table if not exists policy_models (
-    run_id integer not null,
-    budget double not null,
+    run_id integer not null,           -- the run (runs.run_id)
+    budget double not null,            -- target mean cost of the labels, in runs.cost_unit
     seed bigint not null,              -- CatBoost random_seed ([learn].seeds)
     lambda_star double not null,       -- lambda*(B) of the labels (training split)
     decoder varchar not null,          -- expected_accuracy | log_probability
@@ -17,11 +17,13 @@ create table if not exists policy_models (
     class_accuracy double[][] not null, -- per class k, mean training acc of every action
     action_cost double[] not null,     -- per action id, mean training cost (the planned cost)
     feature_names varchar[] not null,  -- the classifier's input columns (feature_catalog)
-    price_low double not null,         -- mu bracket and mix meeting B on the validation split
-    price_high double not null,
-    price_mix double not null,
+    price_low double not null,         -- mu bracket meeting B on the validation split:
+                                       -- the end with the dearer choices
+    price_high double not null,        -- the mu bracket's other end (cheaper choices)
+    price_mix double not null,         -- weight on the choices at price_low
     validation_cost double not null,   -- mean cost met on the validation split
-    train_rows bigint not null,
+    train_rows bigint not null,        -- training instances the classifier saw (at most
+                                       -- [learn].max_train_rows)
     fit_seconds double not null,       -- wall time of the fit
     params varchar not null,           -- JSON: the CatBoost parameters
     model_format varchar not null,     -- cbm | constant (every training label the same action)

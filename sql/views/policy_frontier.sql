@@ -11,20 +11,20 @@
 --   budget                 target mean cost per instance, in runs.cost_unit
 --   n_seeds                CatBoost seeds averaged (1 for seedless policies)
 --   accuracy               mean expected accuracy on the test split
---   accuracy_ci_low        its 95% interval
---   accuracy_ci_high
+--   accuracy_ci_low        lower end of its paired bootstrap 95% interval
+--   accuracy_ci_high       upper end of that interval
 --   cost                   realised mean cost
 --   budget_error           cost / budget - 1
 --   gain                   accuracy - uniform's accuracy at the budget
---   gain_ci_low            its paired 95% interval
---   gain_ci_high
+--   gain_ci_low            lower end of its paired 95% interval
+--   gain_ci_high           upper end of that interval
 --   relative_gain          gain / uniform's accuracy
---   relative_gain_ci_low   its paired 95% interval
---   relative_gain_ci_high
+--   relative_gain_ci_low   lower end of its paired 95% interval
+--   relative_gain_ci_high  upper end of that interval
 --   gain_at_cost           accuracy - uniform's accuracy at the realised cost
 --   oracle_share           gain / the oracle's gain
---   oracle_share_ci_low    its paired 95% interval
---   oracle_share_ci_high
+--   oracle_share_ci_low    lower end of its paired 95% interval
+--   oracle_share_ci_high   upper end of that interval
 --   imitation_accuracy     mean weight on the oracle label at lambda*
 --   balanced_accuracy      mean per-action recall of the oracle label
 --   lagrangian_regret      mean_i max_a L_i(a) - L_i(policy), L = acc - lambda* cost
