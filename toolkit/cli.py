@@ -141,11 +141,24 @@ def export(
         "out/parquet"
     ),
 ) -> None:
-    """Export every view of a study database as Parquet, one file per view."""
-    from toolkit.bi import export_views
+    """Export every table and view of a study database as Parquet, one folder each."""
+    from toolkit.bi import export_study, format_table
 
-    for path in export_views(db, out):
-        typer.echo(path)
+    exported = export_study(db, out)
+    typer.echo(
+        format_table(
+            [
+                {
+                    "name": item.name,
+                    "kind": item.kind,
+                    "rows": item.rows,
+                    "files": f"{item.name}/run_id=*/" if item.partitioned else f"{item.name}/",
+                }
+                for item in exported
+            ]
+        )
+    )
+    typer.echo(f"{len(exported)} tables and views -> {out}")
 
 
 @bench_app.command("simulate")
