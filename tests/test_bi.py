@@ -3,6 +3,9 @@ equals the same numbers computed from the toolkit's own tables; exports and read
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,7 +14,6 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import sqlalchemy
 
@@ -220,15 +222,57 @@ def test_every_view_through_sqlalchemy_equals_the_toolkit_tables(study_db):
         engine.dispose()
 
 
-def test_export_writes_every_view_as_parquet(study_db, tmp_path):
-    written = bi.export_views(study_db, tmp_path / "parquet")
-    assert [path.stem for path in written] == bi.view_names()
+def read_export(con: duckdb.DuckDBPyConnection, folder: Path) -> duckdb.DuckDBPyRelation:
+    """One exported table or view, read back as any DuckDB user would."""
+    return con.read_parquet(str(folder / "**" / "*.parquet"), hive_partitioning=True)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_export_writes_every_table_and_view_and_reads_back_whole(study_db, tmp_path):
+    before = digest(study_db)
+    out = tmp_path / "parquet"
+    exported = bi.export_study(study_db, out)
+    assert digest(study_db) == before, "the export only reads the database"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [bi.EXPORT_MANIFEST, *(item.name for item in exported)]
+    )
+    assert not list(tmp_path.glob(".parquet.*")), "no temporary folder is left beside it"
+    con = duckdb.connect()
+    with duckdb.connect(str(study_db), read_only=True) as source:
+        tables = sorted(
+            t for (t,) in source.execute("select table_name from duckdb_tables()").fetchall()
+        )
+        assert [i.name for i in exported if i.kind == "table"] == tables
+        assert [i.name for i in exported if i.kind == "view"] == bi.view_names()
+        for item in exported:
+            expected = source.table(item.name).count("*").fetchone()[0]
+            back = read_export(con, out / item.name)
+            assert back.count("*").fetchone()[0] == item.rows == expected, item.name
+            if item.partitioned:
+                # one hive folder per run, each holding exactly that run's rows
+                per_run = dict(source.table(item.name).aggregate("run_id, count(*)").fetchall())
+                assert sorted(p.name for p in (out / item.name).iterdir()) == [
+                    f"run_id={run}" for run in sorted(per_run)
+                ]
+                assert dict(back.aggregate("run_id, count(*)").fetchall()) == per_run
+    partitioned = {item.name for item in exported if item.partitioned}
+    assert {"samples", "outcomes", "instances", "policy_allocations"} <= partitioned
+    assert not partitioned & {"runs", "evaluations", "solutions", *bi.view_names()}
+    manifest = json.loads((out / bi.EXPORT_MANIFEST).read_text())
+    assert [o["name"] for o in manifest["objects"]] == [item.name for item in exported]
+
+
+def test_exported_views_equal_the_database_views(study_db, tmp_path):
+    bi.export_study(study_db, tmp_path / "parquet")
     with duckdb.connect(str(study_db), read_only=True) as con:
-        for path in written:
-            exported = pq.read_table(path)
-            original = con.table(path.stem).to_arrow_table()
-            assert exported.schema == original.schema, path.stem
-            assert exported.num_rows == original.num_rows > 0, path.stem
+        for name in bi.view_names():
+            exported = read_export(con, tmp_path / "parquet" / name).to_arrow_table()
+            original = con.table(name).to_arrow_table()
+            assert exported.schema == original.schema, name
+            assert exported.num_rows == original.num_rows > 0, name
             # a view's rows come in no particular order, and its float sums may differ in the
             # last bits between two executions (parallel aggregation)
             key = [
@@ -240,8 +284,47 @@ def test_export_writes_every_view_as_parquet(study_db, tmp_path):
                 exported.to_pandas().sort_values(key, ignore_index=True),
                 original.to_pandas().sort_values(key, ignore_index=True),
                 rtol=1e-9,
-                obj=path.stem,
+                obj=name,
             )
+
+
+def test_export_lands_whole_or_not_at_all(study_db, tmp_path, monkeypatch):
+    out = tmp_path / "parquet"
+    bi.export_study(study_db, out)
+    earlier = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")}
+    real_write = bi._write_object
+    written = []
+
+    def failing_write(con, name, partitioned, folder):
+        if len(written) == 5:
+            raise OSError("disk full")
+        written.append(name)
+        return real_write(con, name, partitioned, folder)
+
+    monkeypatch.setattr(bi, "_write_object", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        bi.export_study(study_db, out)
+    assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")} == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parquet"], "no partial folder left"
+    monkeypatch.undo()
+    again = bi.export_study(study_db, out)  # an earlier export is replaced whole
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(i.name for i in again)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parquet"]
+
+
+def test_export_refuses_a_folder_that_is_not_an_export(study_db, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    done = subprocess.run(
+        [sys.executable, "-m", "toolkit", "export", "--db", str(study_db), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 2
+    assert f"error: {out}: the folder is not empty and holds no earlier export" in done.stderr
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
 def test_many_readers_at_once_but_not_while_a_study_writes(study_db):

@@ -59,6 +59,14 @@ BAD_STUDIES = {
         "models[0]: unknown model preset 'qwen9'",
     ),
     "not TOML": ("[study\nname = 1", "not valid TOML"),
+    "simulated data, a model without preset or targets": (
+        DEFAULT.replace('preset = "qwen2.5-7b"', ""),
+        "models[0].accuracy: no value for dataset preset 'math' (model 'qwen2.5-7b')",
+    ),
+    "simulated data, a model without output tokens": (
+        DEFAULT.replace('preset = "qwen2.5-7b"', "accuracy = { math = 0.6 }"),
+        "models[0].output_tokens: no value for dataset preset 'math'",
+    ),
 }
 
 
@@ -115,3 +123,42 @@ def test_pass_at_b_above_the_stored_samples_is_refused_in_simulation():
 
     with pytest.raises(StudyError, match="b = 64 exceeds estimation.samples_per_instance = 48"):
         parse_study(tomllib.loads(text), "pass.toml")
+
+
+@pytest.mark.parametrize("name", ["math500_llama", "gsm8k_routing"])
+def test_real_data_models_need_only_a_name_and_keep_their_config_hash(name, tmp_path):
+    shipped = default_study_path().with_name(f"{name}.toml")
+    text = shipped.read_text()
+    assert "accuracy" not in text and "output_tokens" not in text
+    study = load_study(shipped)
+    assert all(m.preset is None and m.accuracy == {} for m in study.models)
+    # the same study with the boilerplate it once needed: the same config, the same hash
+    # (the file is written beside the shipped one, so its relative data paths resolve alike)
+    data = tomllib.loads(text)
+    for model in data["models"]:
+        model.update(accuracy={}, output_tokens={})
+    from toolkit.config import parse_study
+
+    explicit = parse_study(data, "explicit.toml", base_dir=shipped.parent)
+    assert explicit.config_hash() == study.config_hash()
+    assert explicit.model_dump() == study.model_dump()
+
+
+def test_simulated_data_needs_the_targets_of_every_preset_less_model():
+    from toolkit.config import parse_study
+
+    data = tomllib.loads(DEFAULT)
+    data["datasets"].append(
+        {"name": "real", "source": "counts", "path": "c.csv", "model": "local",
+         "columns": {"id": "id", "n": "n", "n_correct": "k"}}
+    )  # fmt: skip
+    data["models"].append({"name": "local"})
+    with pytest.raises(StudyError) as caught:
+        parse_study(data, "mixed.toml")
+    assert str(caught.value).splitlines()[1] == (
+        "  models[1].accuracy: no value for dataset preset 'math' (model 'local'); a simulated "
+        "dataset needs accuracy = { math = ... } or a model preset"
+    )
+    data["models"][1].update(accuracy={"math": 0.4}, output_tokens={"math": 300.0})
+    study = parse_study(data, "mixed.toml")
+    assert study.models[1].accuracy == {"math": 0.4}

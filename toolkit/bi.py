@@ -1,9 +1,9 @@
-"""BI access: open a study database read-only, run SQL files on it, export its views.
+"""BI access: open a study database read-only, run SQL files on it, export it as Parquet.
 
 A study database is one DuckDB file. While no study writes to it, any number of readers open
 it read-only: this module, the DuckDB CLI, or a BI tool through SQLAlchemy
 (``duckdb:////abs/path/study.duckdb?access_mode=read_only`` with the duckdb-engine driver).
-Tools that read files instead get the views as Parquet (``export_views``).
+Tools that read files instead get every table and view as Parquet (``export_study``).
 
 The views are defined in ``sql/views/`` (one file per view, file name = view name) and created
 in every study database; a database written before a view existed gets it as a temporary view
@@ -13,11 +13,17 @@ when opened here, so reports, analyses and exports always see every view.
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import ibis
+import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from toolkit import db
@@ -171,31 +177,151 @@ def analysis_files() -> list[Path]:
     return sorted((sql_dir() / "analyses").glob("*.sql"))
 
 
-def export_views(database: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write every view the database has as ``<out_dir>/<view>.parquet`` (streamed in
-    batches); the paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    backend = open_read_only(database)
-    written = []
+EXPORT_MANIFEST = "_manifest.json"
+"""The file naming what an export holds; its presence marks a folder ``export_study`` may
+replace (a leading underscore: Arrow, Spark and DuckDB globs over ``*.parquet`` skip it)."""
+
+PARTITION_COLUMN = "run_id"
+
+
+@dataclass(frozen=True)
+class ExportedObject:
+    """One table or view written by ``export_study``: a folder of Parquet files."""
+
+    name: str
+    kind: str  # table | view
+    rows: int
+    partitioned: bool
+    """Whether the folder holds one ``run_id=<id>/`` subfolder per run (hive style)."""
+
+
+def _export_plan(backend: ibis.BaseBackend) -> list[tuple[str, str, bool]]:
+    """(name, kind, partitioned) of every base table, then every toolkit view, of an open
+    database. The tables that grow with the instances (those with an ``instance_id`` column)
+    are partitioned by run; the others, and the views (aggregates), are one file each."""
+    rows = (
+        db.raw(backend)
+        .execute(
+            "select table_name, bool_or(column_name = 'instance_id') "
+            "and bool_or(column_name = ?) from duckdb_columns() "
+            "where database_name = current_database() and schema_name = current_schema() "
+            "and table_name in (select table_name from duckdb_tables() "
+            "where database_name = current_database() and schema_name = current_schema()) "
+            "group by table_name order by table_name",
+            [PARTITION_COLUMN],
+        )
+        .fetchall()
+    )
+    tables = [(name, "table", bool(partitioned)) for name, partitioned in rows]
+    return tables + [(name, "view", False) for name in available_views(backend)]
+
+
+def _counted(reader: pa.RecordBatchReader, counter: list[int]) -> pa.RecordBatchReader:
+    """``reader`` passing its batches through, adding their rows to ``counter[0]``."""
+
+    def batches():
+        for batch in reader:
+            counter[0] += batch.num_rows
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def _write_object(con, name: str, partitioned: bool, folder: Path) -> int:
+    """Stream table or view ``name`` into ``folder`` as Parquet; the rows written."""
+    reader = con.table(name).to_arrow_reader(batch_size=EXPORT_BATCH_ROWS)
+    folder.mkdir()
+    counter = [0]
+    if partitioned:
+        partitioning = ds.partitioning(
+            pa.schema([reader.schema.field(PARTITION_COLUMN)]), flavor="hive"
+        )
+        ds.write_dataset(
+            _counted(reader, counter),
+            folder,
+            format="parquet",
+            partitioning=partitioning,
+            basename_template="part-{i}.parquet",
+            existing_data_behavior="error",
+        )
+        if counter[0] > 0:
+            return counter[0]
+        # no rows, no partition: one empty file keeps the folder readable, with its schema
+    with pq.ParquetWriter(folder / "part-0.parquet", reader.schema) as writer:
+        for batch in _counted(reader, counter):
+            writer.write_batch(batch)
+    return counter[0]
+
+
+def _check_export_target(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise StudyError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / EXPORT_MANIFEST).is_file():
+        raise StudyError(
+            f"{out}: the folder is not empty and holds no earlier export ({EXPORT_MANIFEST}); "
+            "choose a new or empty folder"
+        )
+
+
+def _replace_folder(partial: Path, out: Path) -> None:
+    """Move the finished export ``partial`` to ``out``, replacing an earlier export there."""
+    if not out.exists():
+        partial.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    out.rename(old)
     try:
+        partial.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    shutil.rmtree(old)
+
+
+def export_study(database: str | Path, out_dir: str | Path) -> list[ExportedObject]:
+    """Write every table and view of a study database as Parquet under ``out_dir``, one folder
+    per table or view: ``<out_dir>/<name>/part-0.parquet``, or for the tables that grow with
+    the instances one ``run_id=<id>/`` folder per run (hive partitioning); read any of them
+    with ``read_parquet('<out_dir>/<name>/**/*.parquet', hive_partitioning = true)``.
+
+    The database is opened read-only (DuckDB then admits no writer, so every table is read
+    from the same committed state). The export lands whole or not at all: it is written into
+    a temporary folder beside ``out_dir`` and renamed into place, replacing an earlier export
+    there (a folder with ``_manifest.json``); any other non-empty folder is refused."""
+    out = Path(out_dir)
+    _check_export_target(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
+    backend = open_read_only(database)
+    try:
+        partial.mkdir()
         con = db.raw(backend)
-        for name in available_views(backend):
-            target = out / f"{name}.parquet"
-            reader = con.table(name).to_arrow_reader(batch_size=EXPORT_BATCH_ROWS)
-            with pq.ParquetWriter(target, reader.schema) as writer:
-                for batch in reader:
-                    writer.write_batch(batch)
-            written.append(target)
+        exported = [
+            ExportedObject(
+                name, kind, _write_object(con, name, partitioned, partial / name), partitioned
+            )
+            for name, kind, partitioned in _export_plan(backend)
+        ]
+        manifest = {
+            "database": str(Path(database).resolve()),
+            "objects": [asdict(item) for item in exported],
+            "read_with": "read_parquet('<folder>/<name>/**/*.parquet', hive_partitioning = true)",
+        }
+        (partial / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _replace_folder(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     finally:
         backend.disconnect()
-    return written
+    return exported
 
 
 __all__ = [
     "available_views",
     "analysis_files",
-    "export_views",
+    "ExportedObject",
+    "export_study",
     "format_table",
     "headline_rows",
     "read_headline",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -14,15 +15,44 @@ from rich.console import Console
 from toolkit.config import Study, default_study_path, load_study, with_engine
 from toolkit.errors import StudyError
 
+PIPED_WIDTH = 200
+"""Columns of text written to a file or a pipe when ``COLUMNS`` is not set: wide enough that
+no help line or message is wrapped (a pager or editor wraps as its reader likes)."""
+
+HELP_MAX_WIDTH = 100
+"""Widest help text in a terminal that does not set ``COLUMNS`` (click's default is 80)."""
+
+
+def output_width(stream: TextIO) -> int | None:
+    """Columns for text written to ``stream``: ``$COLUMNS`` when set, None (the terminal's
+    own width) on a terminal, else ``PIPED_WIDTH``."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if stream.isatty() else PIPED_WIDTH
+
+
+# Help texts are plain text, not rich markup: "[engine] url" is shown as written (rich would
+# take "[engine]" for a style tag and drop it), and plain help reads the same piped.
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="Solve-then-Learn: allocate LLM test-time compute per input under a budget.",
 )
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print a table.")
+bench_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Benchmarks that print a table."
+)
 app.add_typer(bench_app, name="bench")
 
-console = Console(stderr=True)
+console = Console(stderr=True, width=output_width(sys.stderr))
+"""Progress and messages (stderr); results go to stdout."""
+
+
+def _say(text: str) -> None:
+    """A message on stderr, as written: no markup, no highlighting, no inserted line breaks."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
 
 StudyArg = Annotated[
     Path | None,
@@ -50,28 +80,48 @@ def _load(path: Path | None, engine: str | None = None) -> Study:
 def _progress(stage: str) -> Iterator[None]:
     with console.status(f"[bold]{stage}[/bold] ..."):
         yield
-    console.print(f"  {stage} done")
+    _say(f"  {stage} done")
 
 
-def _summarise(result) -> None:
+def aligned(blocks: list[tuple[str, str, list[tuple[str, str]]]], indent: str = "  ") -> list[str]:
+    """Blocks of (name, value) rows under a (name heading, value heading) line, as text lines:
+    names left-aligned and values right-aligned, each in one column across all blocks,
+    whatever the names' lengths."""
+    names = [heading for heading, _, _ in blocks] + [n for _, _, rows in blocks for n, _ in rows]
+    values = [heading for _, heading, _ in blocks] + [v for _, _, rows in blocks for _, v in rows]
+    name_width, value_width = max(map(len, names)), max(map(len, values))
+    lines = []
+    for name_heading, value_heading, rows in blocks:
+        for name, value in [(name_heading, value_heading), *rows]:
+            lines.append(f"{indent}{name:<{name_width}}  {value:>{value_width}}")
+    return lines
+
+
+def summary_lines(result) -> list[str]:
+    """What ``stl run`` prints when a run has landed: where, seconds per stage, rows per
+    table, the report."""
     replaced = (
         " (replacing the earlier run of this study, config and seed)" if result.replaced else ""
     )
-    console.print(f"run {result.run_id} -> {result.database}{replaced}")
-    for stage, seconds in result.stage_seconds.items():
-        console.print(f"  {stage:<12} {seconds:8.2f} s")
-    for table, rows in result.rows.items():
-        console.print(f"  {table:<12} {rows:>12,} rows")
+    stages = [(stage, f"{seconds:.2f}") for stage, seconds in result.stage_seconds.items()]
+    tables = [(table, f"{rows:,}") for table, rows in result.rows.items()]
+    lines = [f"run {result.run_id} -> {result.database}{replaced}"]
+    lines += aligned([("stage", "seconds", stages), ("table", "rows", tables)])
     if result.report is not None:
-        console.print(f"report -> {result.report}")
+        lines.append(f"report -> {result.report}")
     if result.headline:
         from toolkit.formatting import headline_text
 
-        typer.echo(
+        lines.append(
             "\nPolicies at the same realised spend (accuracy at mean cost = B on the test "
             "split; cost: what the policy's own B-priced allocation spent):"
         )
-        typer.echo(headline_text(result.headline, result.cost_unit))
+        lines.append(headline_text(result.headline, result.cost_unit))
+    return lines
+
+
+def _summarise(result) -> None:
+    typer.echo("\n".join(summary_lines(result)))
 
 
 @app.command()
@@ -101,7 +151,7 @@ def validate(study: Annotated[Path, typer.Argument(help="A study TOML file.")]) 
     from toolkit.config import resolve_model
 
     parsed = load_study(study)
-    console.print(f"{study}: valid (config hash {parsed.config_hash()})")
+    _say(f"{study}: valid (config hash {parsed.config_hash()})")
     settings = parsed.model_dump(mode="json")
     settings["models"] = [
         {"name": spec.name, "preset": spec.preset, **dataclasses.asdict(resolve_model(spec))}
@@ -128,7 +178,7 @@ def report(
     """Write the HTML report of a run (next to its database), or compare several runs."""
     from toolkit.report import write
 
-    console.print(f"report -> {write(db or [Path('out/study.duckdb')], out, run_id or [])}")
+    _say(f"report -> {write(db or [Path('out/study.duckdb')], out, run_id or [])}")
 
 
 @app.command()
@@ -149,11 +199,24 @@ def export(
         "out/parquet"
     ),
 ) -> None:
-    """Export every view of a study database as Parquet, one file per view."""
-    from toolkit.bi import export_views
+    """Export every table and view of a study database as Parquet, one folder each."""
+    from toolkit.bi import export_study, format_table
 
-    for path in export_views(db, out):
-        typer.echo(path)
+    exported = export_study(db, out)
+    typer.echo(
+        format_table(
+            [
+                {
+                    "name": item.name,
+                    "kind": item.kind,
+                    "rows": item.rows,
+                    "files": f"{item.name}/run_id=*/" if item.partitioned else f"{item.name}/",
+                }
+                for item in exported
+            ]
+        )
+    )
+    typer.echo(f"{len(exported)} tables and views -> {out}")
 
 
 @bench_app.command("simulate")
@@ -239,9 +302,14 @@ def bench_scale(
 def main() -> None:
     """Entry point: user errors exit 2 with the message, without a traceback."""
     try:
-        app(standalone_mode=False)
+        # help text as wide as the output allows (the context settings reach subcommands)
+        app(
+            standalone_mode=False,
+            terminal_width=output_width(sys.stdout),
+            max_content_width=HELP_MAX_WIDTH,
+        )
     except StudyError as error:
-        console.print(f"error: {error}", highlight=False, markup=False)
+        _say(f"error: {error}")
         sys.exit(2)
     except typer.Abort:
         sys.exit(1)

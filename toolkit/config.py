@@ -320,7 +320,10 @@ class ModelSpec(_Section):
     """``[[models]]``: a model whose samples make up the actions.
 
     ``preset`` names a built-in model (see ``toolkit.presets``); any other field overrides it.
-    ``accuracy`` maps a dataset preset to the overall single-sample accuracy to calibrate to.
+    ``accuracy`` maps a dataset preset to the overall single-sample accuracy to calibrate to,
+    ``output_tokens`` to the mean output tokens of a sample: the simulator's targets. A model
+    without a preset needs them only for simulated datasets (``Study`` checks that); for
+    imported data a name is enough (and prices, for ``actions.cost = "usd"``).
     """
 
     name: Name
@@ -332,13 +335,20 @@ class ModelSpec(_Section):
     price_input_per_mtok: Annotated[float, Field(ge=0.0)] | None = None
     price_output_per_mtok: Annotated[float, Field(ge=0.0)] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_targets_without_preset(cls, data: object) -> object:
+        """Without a preset, absent targets are empty mappings (no dataset preset has one):
+        the same config, and config hash, as the ``accuracy = {}`` a study once had to write."""
+        if isinstance(data, dict) and data.get("preset") is None:
+            return {"accuracy": {}, "output_tokens": {}, **data}
+        return data
+
     @model_validator(mode="after")
     def _preset_known(self) -> ModelSpec:
         if self.preset is not None and self.preset not in MODEL_PRESETS:
             known = ", ".join(sorted(MODEL_PRESETS))
             raise ValueError(f"unknown model preset {self.preset!r}; known presets: {known}")
-        if self.preset is None and (self.accuracy is None or self.output_tokens is None):
-            raise ValueError("a model without a preset must declare accuracy and output_tokens")
         return self
 
 
@@ -542,16 +552,16 @@ class Study(_Section):
             names = [item.name for item in items]
             if len(set(names)) != len(names):
                 raise ValueError(f"{field}: names must be distinct, got {names}")
+        simulated_presets = [d.preset for d in self.datasets if d.source == "simulate"]
         for index, model in enumerate(self.models):
             resolved = resolve_model(model)
-            for dataset in self.datasets:
-                if dataset.source != "simulate":
-                    continue
+            for preset in simulated_presets:
                 for key in ("accuracy", "output_tokens"):
-                    if dataset.preset not in getattr(resolved, key):
+                    if preset not in getattr(resolved, key):
                         raise ValueError(
-                            f"models[{index}].{key}: no value for dataset preset "
-                            f"{dataset.preset!r} (model {model.name!r})"
+                            f"models[{index}].{key}: no value for dataset preset {preset!r} "
+                            f"(model {model.name!r}); a simulated dataset needs "
+                            f"{key} = {{ {preset} = ... }} or a model preset"
                         )
         largest = max(self.actions.samples)
         stored = self.estimation.samples_per_instance
@@ -591,6 +601,10 @@ def _format_location(loc: tuple[str | int, ...]) -> str:
     return text or "(top level)"
 
 
+_FIELD_PREFIX = re.compile(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*: ")
+"""A message that opens with the field it is about."""
+
+
 def parse_study(data: dict, source: str = "<study>", base_dir: Path | None = None) -> Study:
     """Validate a parsed study document. Raises StudyError naming the file and each field.
 
@@ -603,6 +617,9 @@ def parse_study(data: dict, source: str = "<study>", base_dir: Path | None = Non
         for item in error.errors():
             where = _format_location(item["loc"])
             message = item["msg"].removeprefix("Value error, ")
+            if not item["loc"] and _FIELD_PREFIX.match(message):
+                # a check across sections names its own field ("models[0].accuracy: ...")
+                where, _, message = message.partition(": ")
             given = item.get("input")
             shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
             if item["type"] == "extra_forbidden":

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from toolkit.errors import StudyError
 from toolkit.resources import sql_dir
+from toolkit.schema_docs import ObjectDoc, parse_table_file, parse_view_file
 
 FIRST_TABLE = "runs"
 
@@ -299,13 +300,72 @@ def view_files() -> list[Path]:
     return sorted((sql_dir() / "views").glob("*.sql"))
 
 
+def schema_documentation() -> list[ObjectDoc]:
+    """The description of every table and view and of each of its columns, read from their
+    SQL files (``toolkit.schema_docs``): tables first, then views."""
+    return [parse_table_file(path) for path in table_files()] + [
+        parse_view_file(path) for path in view_files()
+    ]
+
+
 def create_schema(backend: ibis.BaseBackend) -> None:
-    """Create every table and view from ``sql/`` that does not exist yet."""
+    """Create every table and view from ``sql/`` that does not exist yet, and store their
+    documentation as DuckDB comments (``COMMENT ON``), where BI tools show it.
+
+    Runs on every run: views are recreated, and comments that differ from the SQL files (a
+    database written by an older toolkit, or recreated views) are (re)applied."""
     con = raw(backend)
     for path in table_files():
         con.execute(path.read_text())
     for path in view_files():
         con.execute(f"create or replace view {path.stem} as\n" + path.read_text())
+    apply_comments(con, schema_documentation())
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(text: str) -> str:
+    """A SQL string literal. ``COMMENT ON`` takes no prepared parameter in DuckDB 1.x, so the
+    text is quoted here: single quotes doubled, the only escape a DuckDB string literal has
+    (backslashes are plain characters). The texts are the toolkit's own SQL files' comments."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def apply_comments(con: duckdb.DuckDBPyConnection, docs: list[ObjectDoc]) -> int:
+    """Set the comment of every documented table, view and column of the database whose
+    comment differs; objects and columns the database lacks are skipped. Returns the number
+    of comments set (0 when all were current)."""
+    objects = dict(
+        con.execute(
+            "select table_name, comment from duckdb_tables() where database_name = "
+            "current_database() and schema_name = current_schema() union all "
+            "select view_name, comment from duckdb_views() where database_name = "
+            "current_database() and schema_name = current_schema() and not internal"
+        ).fetchall()
+    )
+    columns = {
+        (table, column): comment
+        for table, column, comment in con.execute(
+            "select table_name, column_name, comment from duckdb_columns() where "
+            "database_name = current_database() and schema_name = current_schema()"
+        ).fetchall()
+    }
+    statements = []
+    for doc in docs:
+        if doc.name not in objects:
+            continue
+        name = _quote_identifier(doc.name)
+        if objects[doc.name] != doc.description:
+            statements.append(f"comment on {doc.kind} {name} is {_quote_literal(doc.description)}")
+        for column, text in doc.columns.items():
+            if (doc.name, column) in columns and columns[doc.name, column] != text:
+                target = f"{name}.{_quote_identifier(column)}"
+                statements.append(f"comment on column {target} is {_quote_literal(text)}")
+    for statement in statements:
+        con.execute(statement)
+    return len(statements)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@
 -- with v_a the variable (output) cost predicted from the instance's features, fitted on the
 -- fold's training split. Key: (run_id, fold).
 create table if not exists cost_planners (
-    run_id integer not null,
+    run_id integer not null,           -- the run (runs.run_id)
     fold integer not null,             -- splits.fold
     method varchar not null,           -- constant | mean | catboost
     mean_variable double[] not null,   -- per action id, the training mean of the variable cost

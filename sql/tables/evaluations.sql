@@ -28,12 +28,13 @@
 -- resamples, stratified by fold, seeded from the study seed, the same resamples for every
 -- policy); null where the value is.
 create table if not exists evaluations (
-    run_id integer not null,
-    policy varchar not null,
+    run_id integer not null,           -- the run (runs.run_id)
+    policy varchar not null,           -- the policy (see the header)
     budget double not null,            -- target mean cost per instance
     seed bigint,                       -- CatBoost seed of learned_*; null otherwise
-    metric varchar not null,
-    value double,
-    ci_low double,
-    ci_high double
+    metric varchar not null,           -- the metric's name (see the header)
+    value double,                      -- the metric on the test split
+    ci_low double,                     -- lower end of its paired bootstrap 95% interval;
+                                       -- null without one (regret_bound)
+    ci_high double                     -- upper end of that interval
 );

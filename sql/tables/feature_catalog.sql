@@ -1,10 +1,10 @@
 -- The features the learned policy sees: name, kind and meaning, in the classifier's column
 -- order. Key: (run_id, feature).
 create table if not exists feature_catalog (
-    run_id integer not null,
-    feature varchar not null,
+    run_id integer not null,           -- the run (runs.run_id)
+    feature varchar not null,          -- the feature's name (features.feature)
     position integer not null,         -- column position in the classifier's input
     kind varchar not null,             -- numeric | categorical
-    description varchar not null,
+    description varchar not null,      -- what the feature measures
     primary key (run_id, feature)
 );

@@ -5,8 +5,8 @@
 -- has no probe or difficulty signals). instances.difficulty (the simulator's latent truth) is
 -- never a feature.
 create table if not exists features (
-    run_id integer not null,
-    instance_id bigint not null,
+    run_id integer not null,           -- the run (runs.run_id)
+    instance_id bigint not null,       -- the instance (instances.instance_id)
     feature varchar not null,          -- e.g. prompt_tokens, signal_1, probe_entropy
     value double,                      -- numeric features
     category varchar                   -- categorical features (dataset, subject)

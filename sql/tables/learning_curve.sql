@@ -3,7 +3,7 @@
 -- fold 0's test batch (learned_batch) and scored there. Training-size diagnostics only: the
 -- full-size point is the stored classifier. Key: (run_id, fold, budget, seed, train_rows).
 create table if not exists learning_curve (
-    run_id integer not null,
+    run_id integer not null,           -- the run (runs.run_id)
     fold integer not null,             -- the fold it was fitted and scored in (0)
     budget double not null,            -- the declared budget (the middle one)
     seed bigint not null,              -- the CatBoost seed (the first of [learn] seeds)

@@ -4,10 +4,10 @@
 -- target on validation and test (argmax_a acc - lambda* cost, ties to the cheaper action).
 -- Key: (run_id, fold, budget, instance_id).
 create table if not exists oracle_labels (
-    run_id integer not null,
+    run_id integer not null,           -- the run (runs.run_id)
     fold integer not null,             -- splits.fold
     budget double not null,            -- target mean cost, in runs.cost_unit
-    instance_id bigint not null,
+    instance_id bigint not null,       -- the instance (instances.instance_id)
     split varchar not null,            -- train | validation | test (in this fold)
     action_id integer not null,        -- the oracle action (actions.action_id)
     lambda_star double not null,       -- lambda*(B) on the fold's training split

@@ -13,11 +13,11 @@
 -- acc_true: simulation only, the same quantity under the true answer distribution
 --      (i.i.d. samples), so the estimation error can be shown.
 create table if not exists outcomes (
-    run_id integer not null,
-    instance_id bigint not null,
-    action_id integer not null,
-    acc double not null,
-    cost double not null,
-    known_cost double not null,
-    acc_true double
+    run_id integer not null,           -- the run (runs.run_id)
+    instance_id bigint not null,       -- the instance (instances.instance_id)
+    action_id integer not null,        -- the action (actions.action_id)
+    acc double not null,               -- estimated accuracy of the action on the instance
+    cost double not null,              -- cost of the action on the instance, in runs.cost_unit
+    known_cost double not null,        -- the part of cost known before any sample (see the header)
+    acc_true double                    -- simulation only: the true accuracy; null for real data
 );

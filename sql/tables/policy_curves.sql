@@ -2,8 +2,8 @@
 -- the run's grid (toolkit/budgets.py: the declared budgets, 2% and 5% around each, and a
 -- geometric grid over the feasible range). Key: (run_id, policy, seed, budget).
 create table if not exists policy_curves (
-    run_id integer not null,
-    policy varchar not null,
+    run_id integer not null,           -- the run (runs.run_id)
+    policy varchar not null,           -- the policy (see evaluations)
     seed bigint,                       -- CatBoost seed of learned_*; null otherwise
     budget double not null,            -- the budget the policy was priced at
     planned_cost double not null,      -- mean planned cost (= budget where priced on the batch)

@@ -10,9 +10,9 @@
 -- choices at price_low (dearer) and price_high (cheaper) are mixed with weight price_mix on
 -- the first, which met the budget on validation (validation_cost).
 create table if not exists policy_models (
-    run_id integer not null,
+    run_id integer not null,           -- the run (runs.run_id)
     fold integer not null,             -- splits.fold
-    budget double not null,
+    budget double not null,            -- target mean cost of the labels, in runs.cost_unit
     seed bigint not null,              -- CatBoost random_seed ([learn].seeds)
     lambda_star double not null,       -- lambda*(B) of the labels (the fold's training split)
     decoder varchar not null,          -- expected_accuracy | log_probability
@@ -21,8 +21,8 @@ create table if not exists policy_models (
     feature_names varchar[] not null,  -- the classifier's input columns (feature_catalog)
     calibration_budgets double[] not null, -- budgets with a validation price, ascending
     price_low double[] not null,       -- per calibration budget: the mu bracket and mix
-    price_high double[] not null,
-    price_mix double[] not null,
+    price_high double[] not null,      -- the mu bracket's other end (cheaper choices)
+    price_mix double[] not null,       -- weight on the choices at price_low
     validation_cost double[] not null, -- mean planned cost met on the validation split
     train_rows bigint not null,        -- training instances CatBoost saw
     fit_seconds double not null,       -- wall time of the fit

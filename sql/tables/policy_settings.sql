@@ -8,17 +8,17 @@
 --   the allocation at matched_low_budget, the rest at matched_high_budget, gives realised mean
 --   cost = budget on the pooled test split; null when no two grid budgets bracket it.
 create table if not exists policy_settings (
-    run_id integer not null,
-    policy varchar not null,
-    budget double not null,
+    run_id integer not null,           -- the run (runs.run_id)
+    policy varchar not null,           -- the policy (see evaluations)
+    budget double not null,            -- target mean cost per instance
     seed bigint,                       -- CatBoost seed of learned_*; null otherwise
     fold integer,                      -- splits.fold; null for the oracle
-    calibrated_on varchar not null,
+    calibrated_on varchar not null,    -- what set the budget (see the header)
     parameter_name varchar,            -- lambda | mu | kappa | theta | tilt
     parameter double,                  -- its value
     mix double,                        -- weight on the dearer choice of switching instances
-    description varchar not null,
-    matched_low_budget double,
-    matched_high_budget double,
-    matched_weight double
+    description varchar not null,      -- how the policy chooses, in words
+    matched_low_budget double,         -- the grid budget the match weighs by matched_weight
+    matched_high_budget double,        -- the other grid budget of the match
+    matched_weight double              -- weight on the allocation at matched_low_budget
 );

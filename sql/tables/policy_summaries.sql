@@ -4,8 +4,8 @@
 -- includes the cheapest action's point, which any policy can be mixed with.
 -- Key: (run_id, policy, seed).
 create table if not exists policy_summaries (
-    run_id integer not null,
-    policy varchar not null,
+    run_id integer not null,           -- the run (runs.run_id)
+    policy varchar not null,           -- the policy (see evaluations)
     seed bigint,                       -- CatBoost seed of learned_*; null otherwise
     aiq double,                        -- mean envelope accuracy over [cost_low, cost_high]
     cost_to_reach double,              -- least realised cost reaching target_accuracy; null: never
@@ -13,6 +13,6 @@ create table if not exists policy_summaries (
     cost_low double not null,          -- the cheapest action's mean cost
     cost_high double not null,         -- the best action's mean cost
     target_action_id integer not null, -- the most accurate single action on the test split
-    target_accuracy double not null,
-    target_cost double not null
+    target_accuracy double not null,   -- the target action's mean accuracy on the test split
+    target_cost double not null        -- its mean realised cost on the test split
 );

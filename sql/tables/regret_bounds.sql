@@ -4,9 +4,9 @@
 -- L_i(a) = acc_i(a) - lambda* cost_i(a), eps = 1 - mean weight on the oracle label,
 -- Delta_max = max_i max_a L_i(a) - min_a L_i(a). Key: (run_id, policy, budget, seed).
 create table if not exists regret_bounds (
-    run_id integer not null,
-    policy varchar not null,
-    budget double not null,
+    run_id integer not null,           -- the run (runs.run_id)
+    policy varchar not null,           -- the policy (see evaluations)
+    budget double not null,            -- target mean cost per instance
     seed bigint,                       -- CatBoost seed of learned_*; null otherwise
     lambda_star double not null,       -- lambda*(B) solved on the training split
     imitation_error double not null,   -- eps

@@ -2,12 +2,12 @@
 -- Key: (run_id, instance_id, model, sample_idx). `answer` codes distinct answers within an
 -- instance (in simulation 0 is the correct answer); `correct` says whether it is right.
 create table if not exists samples (
-    run_id integer not null,
-    instance_id bigint not null,
-    model varchar not null,
-    sample_idx integer not null,
-    answer integer,
-    correct boolean not null,
+    run_id integer not null,           -- the run (runs.run_id)
+    instance_id bigint not null,       -- the instance (instances.instance_id)
+    model varchar not null,            -- the model sampled ([[models]].name)
+    sample_idx integer not null,       -- per instance and model: from 0, or the
+    answer integer,                    -- the answer's code within the instance (in
+    correct boolean not null,          -- whether the answer is right
     tokens bigint,                     -- output tokens of this sample, where known
     prompt_tokens bigint,              -- the prompt's tokens for this sample, where logged
     cost double                        -- the sample's dollar cost, where logged

@@ -5,9 +5,9 @@
 -- proportions; with folds = k every instance is test in exactly one fold (cross-fitting).
 -- Key: (run_id, fold, instance_id).
 create table if not exists splits (
-    run_id integer not null,
+    run_id integer not null,           -- the run (runs.run_id)
     fold integer not null,             -- 0 .. folds - 1
-    instance_id bigint not null,
+    instance_id bigint not null,       -- the instance (instances.instance_id)
     split varchar not null,            -- train | validation | test
     primary key (run_id, fold, instance_id)
 );

@@ -10,47 +10,47 @@
 -- from their estimation noise: an upper bound no policy can reach.
 --
 -- Columns:
---   run_id                           the run
---   policy                           oracle | best_fixed | uniform | always_<model> | random |
---                                    prompt_length | difficulty_bins | learned_argmax |
---                                    learned_calibrated | learned_batch
---   budget                           target mean cost per instance, in runs.cost_unit
---   n_seeds                          CatBoost seeds averaged (1 for seedless policies)
---   binding                          false when the test oracle spends less than B: more
---                                    compute buys no accuracy at this budget
---   accuracy                         mean expected accuracy of the allocation priced at B
---   accuracy_ci_low                  its 95% interval
---   accuracy_ci_high
---   planned_cost                     its mean planned cost (= B for policies priced on the batch)
---   cost                             its realised mean cost
---   budget_error                     cost / budget - 1
---   within_budget                    cost <= budget x (1 + [budgets] tolerance)
---   matched_accuracy                 accuracy at realised mean cost B (null: no two budgets of
---                                    the policy's curve bracket B)
---   matched_accuracy_ci_low          its 95% interval
---   matched_accuracy_ci_high
---   gain_vs_best_fixed               matched_accuracy - best_fixed's, paired
---   gain_vs_best_fixed_ci_low        its paired 95% interval
---   gain_vs_best_fixed_ci_high
---   verdict                          the gain over best_fixed: above zero | includes zero |
---                                    below zero (by its interval) | reference (best_fixed) |
---                                    undefined (no matched accuracy)
---   relative_gain_vs_best_fixed      gain_vs_best_fixed / best_fixed's matched accuracy
---   gain_vs_uniform                  matched_accuracy - uniform's, paired
---   gain_vs_uniform_ci_low           its paired 95% interval
---   gain_vs_uniform_ci_high
---   relative_gain_vs_uniform         gain_vs_uniform / uniform's matched accuracy (the paper's
---                                    "relative gain over uniform")
---   relative_gain_vs_uniform_ci_low  its paired 95% interval
---   relative_gain_vs_uniform_ci_high
---   oracle_share                     gain_vs_best_fixed / the oracle's (null when the oracle
---                                    gains nothing over best_fixed)
---   oracle_share_ci_low              its paired 95% interval
---   oracle_share_ci_high
---   imitation_accuracy               mean weight on the oracle label at lambda*
---   balanced_accuracy                mean per-action recall of the oracle label
---   lagrangian_regret                mean_i max_a L_i(a) - L_i(policy), L = acc - lambda* cost
---   regret_bound                     imitation error x Delta_max
+--   run_id                            the run
+--   policy                            oracle | best_fixed | uniform | always_<model> | random |
+--                                     prompt_length | difficulty_bins | learned_argmax |
+--                                     learned_calibrated | learned_batch
+--   budget                            target mean cost per instance, in runs.cost_unit
+--   n_seeds                           CatBoost seeds averaged (1 for seedless policies)
+--   binding                           false when the test oracle spends less than B: more
+--                                     compute buys no accuracy at this budget
+--   accuracy                          mean expected accuracy of the allocation priced at B
+--   accuracy_ci_low                   lower end of its 95% interval
+--   accuracy_ci_high                  upper end of that interval
+--   planned_cost                      its mean planned cost (= B for policies priced on the batch)
+--   cost                              its realised mean cost
+--   budget_error                      cost / budget - 1
+--   within_budget                     cost <= budget x (1 + [budgets] tolerance)
+--   matched_accuracy                  accuracy at realised mean cost B (null: no two budgets of
+--                                     the policy's curve bracket B)
+--   matched_accuracy_ci_low           lower end of its 95% interval
+--   matched_accuracy_ci_high          upper end of that interval
+--   gain_vs_best_fixed                matched_accuracy - best_fixed's, paired
+--   gain_vs_best_fixed_ci_low         lower end of its paired 95% interval
+--   gain_vs_best_fixed_ci_high        upper end of that interval
+--   verdict                           the gain over best_fixed: above zero | includes zero |
+--                                     below zero (by its interval) | reference (best_fixed) |
+--                                     undefined (no matched accuracy)
+--   relative_gain_vs_best_fixed       gain_vs_best_fixed / best_fixed's matched accuracy
+--   gain_vs_uniform                   matched_accuracy - uniform's, paired
+--   gain_vs_uniform_ci_low            lower end of its paired 95% interval
+--   gain_vs_uniform_ci_high           upper end of that interval
+--   relative_gain_vs_uniform          gain_vs_uniform / uniform's matched accuracy (the paper's
+--                                     "relative gain over uniform")
+--   relative_gain_vs_uniform_ci_low   lower end of its paired 95% interval
+--   relative_gain_vs_uniform_ci_high  upper end of that interval
+--   oracle_share                      gain_vs_best_fixed / the oracle's (null when the oracle
+--                                     gains nothing over best_fixed)
+--   oracle_share_ci_low               lower end of its paired 95% interval
+--   oracle_share_ci_high              upper end of that interval
+--   imitation_accuracy                mean weight on the oracle label at lambda*
+--   balanced_accuracy                 mean per-action recall of the oracle label
+--   lagrangian_regret                 mean_i max_a L_i(a) - L_i(policy), L = acc - lambda* cost
+--   regret_bound                      imitation error x Delta_max
 with
 
 evaluation_rows as (

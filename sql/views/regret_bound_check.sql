@@ -1,26 +1,26 @@
 -- regret_bound_check: the Solve-then-Learn guarantee, checked per run, policy and budget on the
 -- test split: the Lagrangian regret is at most the imitation error times the worst per-instance
 -- gap, regret <= eps * Delta_max (regret_bounds holds one row per CatBoost seed; here the mean
--- over seeds, and whether the bound held for every seed).
+-- over seeds, and whether the bound held for every seed). Regret, bound and gaps are in the
+-- units of L = acc - lambda* cost: accuracy (x 100: points).
 --
 -- Columns:
---   run_id            the run
---   policy            the policy (see policy_frontier)
---   budget            target mean cost per instance
---   n_seeds           CatBoost seeds (1 for seedless policies)
---   lambda_star       lambda*(B) solved on the training split (mean over folds)
---   imitation_error   eps = 1 - mean weight on the oracle label (mean over seeds)
---   delta_max         Delta_max = max_i max_a L_i(a) - min_a L_i(a) on the test split
---   mean_gap          mean_i max_a L_i(a) - min_a L_i(a)
---   regret            the realised Lagrangian regret (mean over seeds)
---   bound             eps * Delta_max (mean over seeds)
---   max_bound_used    the largest regret / bound over seeds: how tight the bound is
---   bound_over_regret bound / regret: how many times the realised regret the bound allows
---                     (null when the regret is 0)
---   vacuous           true when the bound is at least mean_gap, the regret of the worst
---                     possible allocation: then it says nothing about this policy
---   holds             true when regret <= bound for every seed
--- Regret, bound and gaps are in the units of L = acc - lambda* cost: accuracy (x 100: points).
+--   run_id             the run
+--   policy             the policy (see policy_frontier)
+--   budget             target mean cost per instance
+--   n_seeds            CatBoost seeds (1 for seedless policies)
+--   lambda_star        lambda*(B) solved on the training split (mean over folds)
+--   imitation_error    eps = 1 - mean weight on the oracle label (mean over seeds)
+--   delta_max          Delta_max = max_i max_a L_i(a) - min_a L_i(a) on the test split
+--   mean_gap           mean_i max_a L_i(a) - min_a L_i(a)
+--   regret             the realised Lagrangian regret (mean over seeds)
+--   bound              eps * Delta_max (mean over seeds)
+--   max_bound_used     the largest regret / bound over seeds: how tight the bound is
+--   bound_over_regret  bound / regret: how many times the realised regret the bound allows
+--                      (null when the regret is 0)
+--   vacuous            true when the bound is at least mean_gap, the regret of the worst
+--                      possible allocation: then it says nothing about this policy
+--   holds              true when regret <= bound for every seed
 with
 
 bound_rows as (
