@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.config import default_study_path, load_study
+from toolkit.config import default_study_path, load_study, parse_study
 from toolkit.errors import StudyError
 
 DEFAULT = default_study_path().read_text()
@@ -162,3 +162,13 @@ def test_simulated_data_needs_the_targets_of_every_preset_less_model():
     data["models"][1].update(accuracy={"math": 0.4}, output_tokens={"math": 300.0})
     study = parse_study(data, "mixed.toml")
     assert study.models[1].accuracy == {"math": 0.4}
+
+
+def test_every_shipped_study_dumps_to_a_config_that_validates_to_the_same_hash():
+    from toolkit.resources import studies_dir
+
+    for path in sorted(studies_dir().glob("*.toml")):
+        study = load_study(path)
+        again = parse_study(study.model_dump(mode="json"), str(path))
+        assert again == study, path.name
+        assert again.config_hash() == study.config_hash(), path.name

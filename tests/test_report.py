@@ -225,9 +225,9 @@ def test_headline_ranks_as_the_analysis_does_with_verdicts(context, study_db):
             if p.gain_vs_best_fixed_ci_low is not None and p.policy != "best_fixed":
                 verdict = (
                     "above zero"
-                    if p.gain_vs_best_fixed_ci_low > 0
+                    if p.gain_vs_best_fixed_ci_low > 1e-12
                     else "below zero"
-                    if p.gain_vs_best_fixed_ci_high < 0
+                    if p.gain_vs_best_fixed_ci_high < -1e-12
                     else "includes zero"
                 )
                 assert p.verdict == verdict

@@ -124,6 +124,9 @@ class ColumnMap(_SparseSection):
     cost: ColumnName | None = None
     n: ColumnName | None = None
     n_correct: ColumnName | None = None
+    b: ColumnName | None = None
+    accuracy: ColumnName | None = None
+    known_cost: ColumnName | None = None
     text: ColumnName | None = None
 
 
@@ -161,6 +164,9 @@ class MetadataSpec(_SparseSection):
     path: str
     format: FileFormat | None = None
     columns: MetadataColumns
+    id_offset: Annotated[int, Field(ge=-(10**9), le=10**9)] | None = None
+    """Added to the metadata file's (whole-number) ids before they are matched to the
+    dataset's: a puzzle file ranked from 1 (``Rank``) joins a log indexed from 0 with -1."""
 
     @model_validator(mode="before")
     @classmethod
@@ -178,17 +184,39 @@ class MetadataSpec(_SparseSection):
         return self
 
 
+FeatureKind = Literal["numeric", "categorical"]
+
+
+class FeatureColumn(_SparseSection):
+    """``[datasets.features.<name>]``: a per-instance feature the log or its metadata file
+    carries (a human solve rate, a difficulty label), given to the learned policy as
+    ``<name>``. ``column`` is the column (or path, as in ``columns``) in ``file`` (``log``, the
+    dataset's own file, or ``metadata``); ``kind`` is ``numeric`` (numbers, or numeric text,
+    ``"99.2%"`` read as 0.992) or ``categorical`` (any value, as text)."""
+
+    column: ColumnName
+    kind: FeatureKind = "numeric"
+    file: Literal["log", "metadata"] = "log"
+
+
 _SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     # source: (required keys, accepted keys), besides name and source
     "simulate": ({"preset"}, {"preset", "instances"}),
     "samples": (
         {"path", "columns"},
-        {"path", "format", "model", "columns", "metadata", "prompt_overhead_tokens"},
+        {"path", "format", "model", "columns", "metadata", "prompt_overhead_tokens", "features"},
     ),
-    "counts": ({"path", "columns"}, {"path", "format", "model", "columns", "metadata"}),
+    "counts": (
+        {"path", "columns"},
+        {"path", "format", "model", "columns", "metadata", "features"},
+    ),
     "wide": (
         {"path", "columns", "models"},
-        {"path", "format", "columns", "models", "metadata", "prompt_overhead_tokens"},
+        {"path", "format", "columns", "models", "metadata", "prompt_overhead_tokens", "features"},
+    ),
+    "outcomes": (
+        {"path", "columns"},
+        {"path", "format", "model", "columns", "metadata", "features"},
     ),
 }
 _SOURCE_COLUMNS: dict[str, tuple[set[str], set[str]]] = {
@@ -211,6 +239,10 @@ _SOURCE_COLUMNS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "counts": ({"id", "n", "n_correct"}, {"id", "model", "n", "n_correct", "text"}),
     "wide": ({"id"}, {"id", "text", "prompt_tokens"}),
+    "outcomes": (
+        {"id", "b", "accuracy"},
+        {"id", "model", "b", "accuracy", "cost", "known_cost", "text"},
+    ),
 }
 
 
@@ -238,6 +270,14 @@ class DatasetSpec(_SparseSection):
     - ``wide``: one row per instance with one set of columns per model (routing logs): ``id``,
       optional ``text`` and ``prompt_tokens``, and a ``[datasets.models.<model>]`` table per
       model (``ModelColumns``).
+    - ``outcomes``: outcomes already estimated, one row per instance and action: ``id``, the
+      model as above, ``b`` (one of ``actions.samples``), ``accuracy`` (in [0, 1]), ``cost``
+      (in ``actions.cost``; b when counting samples) and optional ``known_cost`` (the part known
+      before spending; 0 unless given, all of it when counting samples).
+
+    Column names may be paths into nested values: ``a.b`` (key b of object a), ``a[*].b`` (key
+    b of every entry of list a), ``a[0]`` (its first entry). ``features`` declares per-instance
+    feature columns (``FeatureColumn``) the learned policy sees.
 
     ``metadata`` (``MetadataSpec``) joins a file of levels, subjects and question text by id.
     ``prompt_overhead_tokens``: tokens of the prompt around the question (a template, few-shot
@@ -246,7 +286,7 @@ class DatasetSpec(_SparseSection):
     """
 
     name: Name
-    source: Literal["simulate", "samples", "counts", "wide"] = "simulate"
+    source: Literal["simulate", "samples", "counts", "wide", "outcomes"] = "simulate"
     preset: Literal["math", "gsm8k"] | None = None
     instances: PositiveInt | None = None
     path: str | None = None
@@ -256,6 +296,7 @@ class DatasetSpec(_SparseSection):
     models: dict[Name, ModelColumns] | None = None
     metadata: MetadataSpec | None = None
     prompt_overhead_tokens: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    features: dict[Name, FeatureColumn] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -310,6 +351,9 @@ class DatasetSpec(_SparseSection):
                 "prompt_overhead_tokens: the log records prompt tokens (columns.prompt_tokens); "
                 "an overhead would count the template twice"
             )
+        for name, feature in (self.features or {}).items():
+            if feature.file == "metadata" and self.metadata is None:
+                raise ValueError(f"features.{name}: file = 'metadata' needs [datasets.metadata]")
         if self.metadata is not None and "text" in columns and self.metadata.columns.text:
             raise ValueError(
                 "the question text comes from columns.text or metadata.columns.text, not both"
@@ -447,6 +491,15 @@ class SplitSpec(_Section):
             raise ValueError("every split needs a positive fraction")
         return self
 
+    @model_serializer(mode="wrap")
+    def _without_test_when_folded(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """With folds the test share is 1/k, not a setting: a dump leaves it out, so that it
+        validates again (and the config hash does not depend on an unused default)."""
+        dumped = handler(self)
+        if self.folds > 1:
+            dumped.pop("test", None)
+        return dumped
+
     @property
     def train_share(self) -> float:
         """The share of a fold's training instances (train and validation) used for training."""
@@ -492,6 +545,12 @@ class LearnSpec(_Section):
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
     thread_count: Annotated[int, Field(ge=1, le=64)] = 2
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0, 1, 2]
+    features: Annotated[
+        list[Literal["metadata", "text_counts", "text", "signals", "probe", "declared"]],
+        Field(min_length=1),
+    ] = ["metadata", "text_counts", "text", "signals", "probe", "declared"]
+    """The feature groups the learned policy (and the cost planner) see (``toolkit.features``):
+    to measure what each group is worth, leave it out."""
     max_train_rows: PositiveInt = 50_000
     """At most this many training instances are pulled from the engine for CatBoost (a seeded
     sample beyond it), so learning stays bounded in time and memory at any N. A fit's time

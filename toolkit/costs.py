@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.features import categorical_columns, text_columns
+
 PLANNERS = ("auto", "mean", "catboost")
 _RELATIVE_VARIATION = 1e-9
 """A variable cost whose spread is below this share of its mean is treated as constant."""
@@ -56,6 +58,7 @@ class CostPlanner:
         if self.model is None:
             return np.tile(self.mean_variable, (n, 1))
         scale = np.where(self.mean_variable > 0, self.mean_variable, 1.0)
+        frame = frame.drop(columns=text_columns(frame))
         predicted = np.asarray(self.model.predict(frame), dtype=np.float64).reshape(n, -1)
         return np.maximum(predicted * scale + self.shift, 0.0)
 
@@ -98,7 +101,6 @@ def fit_cost_planner(
     cost: np.ndarray,
     *,
     method: str = "auto",
-    categorical: tuple[str, ...] = (),
     seed: int = 0,
     thread_count: int = 2,
 ) -> CostPlanner:
@@ -128,7 +130,8 @@ def fit_cost_planner(
         verbose=0,
         allow_writing_files=False,
     )
-    cat = [name for name in frame.columns if name in categorical]
+    frame = frame.drop(columns=text_columns(frame))  # numbers and categories only
+    cat = categorical_columns(frame)
     model.fit(Pool(frame, targets if targets.shape[1] > 1 else targets[:, 0], cat_features=cat))
     planner = CostPlanner("catboost", mean, np.zeros(len(mean)), model)
     fitted = planner.variable(frame)

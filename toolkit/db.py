@@ -315,11 +315,46 @@ def create_schema(backend: ibis.BaseBackend) -> None:
     Runs on every run: views are recreated, and comments that differ from the SQL files (a
     database written by an older toolkit, or recreated views) are (re)applied."""
     con = raw(backend)
+    _check_existing_tables(con)
     for path in table_files():
         con.execute(path.read_text())
     for path in view_files():
         con.execute(f"create or replace view {path.stem} as\n" + path.read_text())
     apply_comments(con, schema_documentation())
+
+
+def _check_existing_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """A database written by an older toolkit, whose tables lack columns this one writes, is a
+    clear error (its primary keys may differ too): write to a new folder."""
+    existing = {
+        (table, column)
+        for table, column in con.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = current_schema()"
+        ).fetchall()
+    }
+    if not existing:
+        return
+    tables = {table for table, _ in existing}
+    scratch = duckdb.connect()
+    try:
+        for path in table_files():
+            if path.stem not in tables:
+                continue
+            scratch.execute(path.read_text())
+            wanted = [row[0] for row in scratch.execute(f"describe {path.stem}").fetchall()]
+            missing = [c for c in wanted if (path.stem, c) not in existing]
+            if missing:
+                database = con.execute(
+                    "select path from duckdb_databases() where database_name = current_database()"
+                ).fetchone()
+                raise StudyError(
+                    f"{database[0] if database else 'the database'}: written by an older "
+                    f"version of the toolkit (table {path.stem} has no column "
+                    f"{', '.join(missing)}); run into a new --out folder, or remove it"
+                )
+    finally:
+        scratch.close()
 
 
 def _quote_identifier(name: str) -> str:

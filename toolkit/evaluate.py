@@ -86,6 +86,7 @@ from toolkit.metrics import (
     ratio,
     summarise_curve,
 )
+from toolkit.noise import OracleNoise, oracle_noise
 from toolkit.policies import Decision, Inputs, Policy
 from toolkit.splits import Fold, folds_of
 
@@ -255,6 +256,8 @@ class References:
     best_fixed: np.ndarray | None
     uniform: np.ndarray | None
     binding: bool
+    noise: OracleNoise | None = None
+    """The oracle's gain apparent and held out (``toolkit.noise``)."""
 
 
 def _per_instance(
@@ -279,6 +282,7 @@ def _per_instance(
         "vs_uniform": nan if refs.uniform is None else m - refs.uniform,
         "uniform": nan if refs.uniform is None else refs.uniform,
         "oracle_gain": nan if refs.best_fixed is None else refs.oracle - refs.best_fixed,
+        "heldout_gain": nan if refs.noise is None else refs.noise.heldout,
         "agree": agree,
         "regret": lagrangian.max(axis=1) - (weights * lagrangian).sum(axis=1),
         "hits": labelled * agree[:, None],
@@ -304,6 +308,7 @@ def _metrics(means: dict[str, np.ndarray], budget: float) -> dict[str, np.ndarra
         "gain_vs_uniform": means["vs_uniform"],
         "relative_gain_vs_uniform": ratio(means["vs_uniform"], means["uniform"]),
         "oracle_share": ratio(means["vs_best_fixed"], means["oracle_gain"]),
+        "oracle_share_heldout": ratio(means["vs_best_fixed"], means["heldout_gain"]),
         "imitation_accuracy": means["agree"],
         "balanced_accuracy": balanced,
         "lagrangian_regret": means["regret"],
@@ -321,6 +326,7 @@ METRICS = (
     "gain_vs_uniform",
     "relative_gain_vs_uniform",
     "oracle_share",
+    "oracle_share_heldout",
     "imitation_accuracy",
     "balanced_accuracy",
     "lagrangian_regret",
@@ -501,7 +507,7 @@ def evaluate(
     write the tables (see the module docstring)."""
     summary = EvaluationSummary()
     start = time.perf_counter()
-    table = read_features(backend, run_id)
+    table = read_features(backend, run_id, study)
     test, everything = read_test_set(backend, study, run_id, table)
     grid = run_budget_grid(study, everything)
     models = _action_models(backend, run_id)
@@ -526,7 +532,10 @@ def evaluate(
     writer = _Rows()
     by_name = {(r.name, r.seed): r for r in runs}
     for budget in budgets:
-        refs = _references(test, labels, budget, oracle_at[budget], by_name, curves)
+        refs = _references(
+            test, labels, budget, oracle_at[budget], by_name, curves, _action_names(backend, run_id)
+        )
+        writer.noise(refs, bootstrap)
         oracle_weights = test.outcomes.weights(oracle_at[budget].assignment)
         writer.allocation(test, refs, bootstrap, "oracle", None, oracle_weights, oracle_weights)
         writer.setting(
@@ -577,6 +586,13 @@ def evaluate(
     return summary
 
 
+def _action_names(backend, run_id: int) -> tuple[str, ...]:
+    actions = backend.to_pyarrow(
+        backend.table("actions").filter(ibis._.run_id == run_id).order_by("action_id")
+    )
+    return tuple(actions.column("name").to_pylist())
+
+
 def _action_models(backend, run_id: int) -> tuple[str, ...]:
     actions = backend.to_pyarrow(
         backend.table("actions").filter(ibis._.run_id == run_id).order_by("action_id")
@@ -604,25 +620,29 @@ def _test_labels(backend, run_id: int, test: TestSet) -> dict[float, tuple[np.nd
     return out
 
 
-def _references(test, labels, budget, oracle: solve.Allocation, runs, curves) -> References:
+def _references(
+    test, labels, budget, oracle: solve.Allocation, runs, curves, action_names
+) -> References:
     o = test.outcomes
-    oracle_acc = (o.weights(oracle.assignment) * o.acc).sum(axis=1)
-    matched = {}
+    oracle_weights = o.weights(oracle.assignment)
+    matched, weights_of = {}, {}
     for name in ("best_fixed", "uniform"):
         run = runs.get((name, None))
         weights = (
             None if run is None else matched_weights(run, test, curves[(name, None)], budget)[0]
         )
+        weights_of[name] = weights
         matched[name] = None if weights is None else (weights * o.acc).sum(axis=1)
     columns, lambdas = labels[budget]
     return References(
         budget,
         lambdas,
         columns,
-        oracle_acc,
+        (oracle_weights * o.acc).sum(axis=1),
         matched["best_fixed"],
         matched["uniform"],
         oracle.binding,
+        oracle_noise(o, budget, oracle_weights, weights_of["best_fixed"], action_names),
     )
 
 
@@ -717,6 +737,7 @@ class _Rows:
         self.allocations: list[pa.Table] = []
         self.planned: pa.Table | None = None
         self.learning: list[dict] = []
+        self.noise_rows: list[dict] = []
 
     def allocation(self, test, refs, bootstrap, policy, seed, weights, matched_weights_) -> None:
         key = {"policy": policy, "budget": refs.budget, "seed": seed}
@@ -743,6 +764,31 @@ class _Rows:
                     "weight": pa.array(weights[rows, cols], pa.float64()),
                 }
             )
+        )
+
+    def noise(self, refs: References, bootstrap: PairedBootstrap) -> None:
+        """The oracle's gain, apparent and held out, and the share that is noise."""
+        noise = refs.noise
+        if noise is None:
+            return
+        point = (float(noise.apparent.mean()), float(noise.heldout.mean()))
+        sampled = bootstrap.means(np.column_stack([noise.apparent, noise.heldout]))
+        share = 1.0 - ratio(sampled[:, 1], sampled[:, 0])
+        low, high = interval(share)
+        heldout_low, heldout_high = interval(sampled[:, 1])
+        self.noise_rows.append(
+            {
+                "budget": refs.budget,
+                "evidence": noise.evidence,
+                "actions": noise.actions,
+                "apparent_gain": point[0],
+                "heldout_gain": point[1],
+                "heldout_gain_ci_low": heldout_low,
+                "heldout_gain_ci_high": heldout_high,
+                "noise_share": defined(1.0 - ratio(np.array(point[1]), np.array(point[0]))),
+                "noise_share_ci_low": low,
+                "noise_share_ci_high": high,
+            }
         )
 
     def setting(self, policy, budget, seed, fold, on, name, value, mix, text, matched) -> None:
@@ -815,6 +861,7 @@ class _Rows:
             "policy_curves": self.curve_rows,
             "policy_summaries": self.summary_rows,
             "learning_curve": self.learning,
+            "oracle_noise": self.noise_rows,
         }
         rows = {}
         for name, records in tables.items():

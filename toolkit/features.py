@@ -27,25 +27,35 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 CATEGORICAL = ("dataset", "subject")
-"""Categorical features (strings); every other feature is a number (float64)."""
+"""The built-in categorical features (strings); declared ones add to them (``FeatureSpec``)."""
+
+TEXT = "question_text"
+"""The question text, a CatBoost text feature (its own tokenizer, dictionaries and estimators)
+where the instances have text."""
 
 MISSING_CATEGORY = "(none)"
 """What a null category becomes for the classifier."""
 
+GROUPS = ("metadata", "text_counts", "text", "signals", "probe", "declared")
+"""Feature groups, for ``[learn] features`` (which groups the learned policy sees)."""
+
 
 @dataclass(frozen=True)
 class FeatureInfo:
-    """One feature: its column name, kind (numeric | categorical) and meaning."""
+    """One feature: its column name, kind (numeric | categorical | text), group and meaning."""
 
     name: str
     kind: str
     description: str
+    group: str = "text_counts"
 
 
 _BASE_FEATURES: tuple[FeatureInfo, ...] = (
-    FeatureInfo("dataset", "categorical", "the dataset the question comes from"),
-    FeatureInfo("subject", "categorical", "subject (MATH: Algebra, Geometry, ...)"),
-    FeatureInfo("level", "numeric", "difficulty level (MATH 1..5; GSM8K-like: reasoning steps)"),
+    FeatureInfo("dataset", "categorical", "the dataset the question comes from", "metadata"),
+    FeatureInfo("subject", "categorical", "subject (MATH: Algebra, Geometry, ...)", "metadata"),
+    FeatureInfo(
+        "level", "numeric", "difficulty level (MATH 1..5; GSM8K-like: reasoning steps)", "metadata"
+    ),
     FeatureInfo("prompt_tokens", "numeric", "question length in tokens"),
     FeatureInfo("n_sentences", "numeric", "sentences in the question"),
     FeatureInfo("tokens_per_sentence", "numeric", "prompt_tokens / n_sentences"),
@@ -59,23 +69,67 @@ _BASE_FEATURES: tuple[FeatureInfo, ...] = (
     FeatureInfo("question_words_per_sentence", "numeric", "n_question_words / n_sentences"),
 )
 _PROBE_FEATURES: tuple[FeatureInfo, ...] = (
-    FeatureInfo("probe_entropy", "numeric", "answer entropy (nats) of one cheap probe call"),
-    FeatureInfo("probe_agreement", "numeric", "top-answer share of that probe call"),
+    FeatureInfo(
+        "probe_entropy", "numeric", "answer entropy (nats) of one cheap probe call", "probe"
+    ),
+    FeatureInfo("probe_agreement", "numeric", "top-answer share of that probe call", "probe"),
 )
 
 
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which features a run's instances have: ``n_signals`` declared difficulty signals, the
+    declared feature columns (``[datasets.features]``), whether the question text is a text
+    feature, and the groups the policy sees (``[learn] features``)."""
+
+    n_signals: int = 0
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    text: bool = False
+    groups: tuple[str, ...] = GROUPS
+
+    def infos(self) -> tuple[FeatureInfo, ...]:
+        """Every feature, in column order (those of unseen groups left out)."""
+        signals = tuple(
+            FeatureInfo(
+                f"signal_{k}", "numeric", f"declared noisy difficulty signal {k}", "signals"
+            )
+            for k in range(1, self.n_signals + 1)
+        )
+        mean = (
+            (FeatureInfo("signal_mean", "numeric", "mean of the difficulty signals", "signals"),)
+            if self.n_signals
+            else ()
+        )
+        text = (
+            (FeatureInfo(TEXT, "text", "the question text (a CatBoost text feature)", "text"),)
+            if self.text
+            else ()
+        )
+        declared = tuple(
+            FeatureInfo(
+                name, "numeric", "declared numeric feature ([datasets.features])", "declared"
+            )
+            for name in self.numeric
+        ) + tuple(
+            FeatureInfo(
+                name,
+                "categorical",
+                "declared categorical feature ([datasets.features])",
+                "declared",
+            )
+            for name in self.categorical
+        )
+        every = _BASE_FEATURES + text + signals + mean + _PROBE_FEATURES + declared
+        return tuple(info for info in every if info.group in self.groups)
+
+    def names(self) -> list[str]:
+        return [info.name for info in self.infos()]
+
+
 def feature_infos(n_signals: int) -> tuple[FeatureInfo, ...]:
-    """Every feature, in column order, for ``n_signals`` declared difficulty signals."""
-    signals = tuple(
-        FeatureInfo(f"signal_{k}", "numeric", f"declared noisy difficulty signal {k}")
-        for k in range(1, n_signals + 1)
-    )
-    mean = (
-        (FeatureInfo("signal_mean", "numeric", "mean of the difficulty signals"),)
-        if n_signals
-        else ()
-    )
-    return _BASE_FEATURES + signals + mean + _PROBE_FEATURES
+    """Every built-in feature, in column order, for ``n_signals`` declared difficulty signals."""
+    return FeatureSpec(n_signals).infos()
 
 
 def feature_names(n_signals: int) -> list[str]:
@@ -87,16 +141,26 @@ def signal_count(instances: ir.Table) -> ir.Scalar:
     return instances.difficulty_signals.length().max().fill_null(0)
 
 
+def has_text(instances: ir.Table) -> ir.Scalar:
+    """Whether any instance has its question text."""
+    return instances.text.notnull().any().fill_null(False)
+
+
 def _per(numerator: ir.Value, denominator: ir.Value) -> ir.FloatingValue:
     return numerator.cast("float64") / denominator.cast("float64").nullif(0.0)
 
 
-def instance_features(instances: ir.Table, *, n_signals: int) -> ir.Table:
-    """One row per instance: ``instance_id`` and the features of ``feature_names(n_signals)``.
+def instance_features(
+    instances: ir.Table, *, n_signals: int, spec: FeatureSpec | None = None
+) -> ir.Table:
+    """One row per instance: ``instance_id`` and the features of ``spec`` (by default the
+    built-in ones for ``n_signals`` signals: ``feature_names(n_signals)``).
 
     ``instances``: rows of the ``instances`` table (one run). Ratios with a zero or null
-    denominator are null; ``signal_k`` is null where an instance has fewer than k signals.
-    """
+    denominator are null; ``signal_k`` is null where an instance has fewer than k signals; a
+    declared feature is the entry of ``declared_numeric`` / ``declared_categorical`` at its
+    position in the study's order."""
+    spec = spec or FeatureSpec(n_signals)
     t = instances
     numbers = {
         "level": t.level.cast("float64"),
@@ -112,18 +176,23 @@ def instance_features(instances: ir.Table, *, n_signals: int) -> ir.Table:
         "n_question_words": t.n_question_words.cast("float64"),
         "question_words_per_sentence": _per(t.n_question_words, t.n_sentences),
     }
-    for k in range(n_signals):
+    for k in range(spec.n_signals):
         numbers[f"signal_{k + 1}"] = t.difficulty_signals[k].cast("float64")
-    if n_signals:
+    if spec.n_signals:
         numbers["signal_mean"] = t.difficulty_signals.means().cast("float64")
     numbers["probe_entropy"] = t.probe_entropy.cast("float64")
     numbers["probe_agreement"] = t.probe_agreement.cast("float64")
-    return t.select(
-        "instance_id",
-        dataset=t.dataset.cast("string"),
-        subject=t.subject.cast("string"),
+    for k, name in enumerate(spec.numeric):
+        numbers[name] = t.declared_numeric[k].cast("float64")
+    columns = {
+        "dataset": t.dataset.cast("string"),
+        "subject": t.subject.cast("string"),
+        TEXT: t.text.cast("string"),
         **numbers,
-    )
+    }
+    for k, name in enumerate(spec.categorical):
+        columns[name] = t.declared_categorical[k].cast("string")
+    return t.select("instance_id", **{name: columns[name] for name in spec.names()})
 
 
 def long_features(wide: pa.Table) -> pa.Table:
@@ -132,10 +201,10 @@ def long_features(wide: pa.Table) -> pa.Table:
     ids = wide.column("instance_id")
     parts = []
     for name in wide.column_names:
-        if name == "instance_id":
+        if name in ("instance_id", TEXT):  # the text is instances.text already
             continue
         column = wide.column(name)
-        categorical = name in CATEGORICAL
+        categorical = pa.types.is_string(column.type)
         parts.append(
             pa.table(
                 {
@@ -153,14 +222,15 @@ def long_features(wide: pa.Table) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def catalog_table(n_signals: int) -> pa.Table:
+def catalog_table(spec: FeatureSpec | int) -> pa.Table:
     """The ``feature_catalog`` rows: every feature's name, kind and meaning."""
-    infos = feature_infos(n_signals)
+    infos = (spec if isinstance(spec, FeatureSpec) else FeatureSpec(spec)).infos()
     return pa.table(
         {
             "feature": [i.name for i in infos],
             "position": pa.array(range(len(infos)), pa.int32()),
             "kind": [i.kind for i in infos],
+            "feature_group": [i.group for i in infos],
             "description": [i.description for i in infos],
         }
     )
@@ -168,17 +238,31 @@ def catalog_table(n_signals: int) -> pa.Table:
 
 def to_frame(wide: pa.Table, names: list[str]):
     """A pandas frame of the named features as CatBoost takes them: categories as strings
-    (null -> MISSING_CATEGORY), numbers as float64 (null -> NaN)."""
+    (null -> MISSING_CATEGORY), the text as strings (null -> empty), numbers as float64
+    (null -> NaN). Strings are the non-numeric columns (``categorical_columns``)."""
     columns = {}
     for name in names:
         column = wide.column(name)
-        if name in CATEGORICAL:
+        if name == TEXT:
+            columns[name] = pc.fill_null(column.cast(pa.string()), "").to_numpy(
+                zero_copy_only=False
+            )
+        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             columns[name] = pc.fill_null(column.cast(pa.string()), MISSING_CATEGORY).to_numpy(
                 zero_copy_only=False
             )
         else:
             columns[name] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
     return pd.DataFrame(columns)
+
+
+def categorical_columns(frame) -> list[str]:
+    """The categorical columns of a ``to_frame`` frame: its strings, but for the text."""
+    return [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]) and c != TEXT]
+
+
+def text_columns(frame) -> list[str]:
+    return [c for c in frame.columns if c == TEXT]
 
 
 def numeric_column(wide: pa.Table, name: str) -> np.ndarray:
@@ -188,6 +272,12 @@ def numeric_column(wide: pa.Table, name: str) -> np.ndarray:
 
 __all__ = [
     "CATEGORICAL",
+    "GROUPS",
+    "TEXT",
+    "FeatureSpec",
+    "categorical_columns",
+    "has_text",
+    "text_columns",
     "FeatureInfo",
     "catalog_table",
     "feature_infos",

@@ -51,6 +51,7 @@ files with row-level checks is the engine's own work, not a query on the study d
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -65,7 +66,7 @@ from toolkit.errors import StudyError
 from toolkit.resources import sql_text
 from toolkit.tokens import register_token_counter
 
-Kind = Literal["key", "text", "count", "flag", "level", "amount"]
+Kind = Literal["key", "text", "count", "flag", "level", "amount", "share", "number"]
 
 _READERS: dict[str, str] = {
     "csv": "select * from read_csv($path, header = true, all_varchar = true)",
@@ -83,6 +84,8 @@ _EXPECTED: dict[Kind, str] = {
     "flag": "a flag (true/false, 1/0)",
     "level": "a level (a whole number, or text ending in one)",
     "amount": "a non-negative number",
+    "share": "a number from 0 to 1",
+    "number": "a number (or numeric text, 99.2% read as 0.992)",
 }
 _PER_SAMPLE_ROLES = frozenset(
     {"sample", "answer", "correct", "tokens", "response", "prompt_tokens", "cost"}
@@ -99,6 +102,8 @@ class ImportedDataset:
     name: str
     instances: pa.Table
     samples: pa.Table
+    outcomes: pa.Table | None = None
+    """``source = "outcomes"``: (instance_id, model, b, acc, cost, known_cost) as logged."""
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,9 @@ def ingest(study: Study) -> list[ImportedDataset]:
     try:
         register_token_counter(con, study.estimation.tokenizer)
         datasets, first_id = [], 0
+        declared = DeclaredFeatures.of(study)
         for index, spec in enumerate(study.datasets):
-            data = _import_dataset(con, study, index, spec, first_id)
+            data = _import_dataset(con, study, index, spec, first_id, declared)
             datasets.append(data)
             first_id += data.instances.num_rows
         return datasets
@@ -178,6 +184,8 @@ def _check_study(study: Study) -> None:
                     raise StudyError(
                         f"{where}.models: no columns for model {model!r}, which [[models]] declares"
                     )
+        if spec.source == "outcomes":  # estimated already: no samples, no tokens needed
+            continue
         has_answers = spec.source == "samples" and columns.answer is not None
         if study.actions.aggregation == "majority" and largest_b > 1 and not has_answers:
             raise StudyError(
@@ -252,7 +260,12 @@ def _text_column(spec: DatasetSpec) -> str | None:
 # One dataset
 # --------------------------------------------------------------------------------------------
 def _import_dataset(
-    con: duckdb.DuckDBPyConnection, study: Study, index: int, spec: DatasetSpec, first_id: int
+    con: duckdb.DuckDBPyConnection,
+    study: Study,
+    index: int,
+    spec: DatasetSpec,
+    first_id: int,
+    declared: DeclaredFeatures,
 ) -> ImportedDataset:
     where = f"datasets[{index}]"
     source = _File(Path(spec.path), spec.format, where)
@@ -261,24 +274,80 @@ def _import_dataset(
     _load(con, source, roles, "checked", constants, explode=spec.source == "samples")
 
     if spec.source != "samples" or spec.columns.sample is not None:
-        keys = {"samples": ["id", "model", "sample"], "counts": ["id", "model"], "wide": ["id"]}
-        _check_unique(con, source, "checked", keys[spec.source], roles)
+        _check_unique(con, source, "checked", _UNIQUE_KEYS[spec.source], roles)
     if spec.source != "wide":
         _check_models(con, source, study, roles)
     if spec.source == "counts":
         _check_at_most(con, source, roles)
-    if spec.source != "wide":
+    if spec.source == "outcomes":
+        _check_outcome_rows(con, source, study, roles)
+    elif spec.source != "wide":
         _check_coverage(con, source, study, spec)
 
     if spec.metadata is not None:
         metadata = _File(Path(spec.metadata.path), spec.metadata.format, f"{where}.metadata")
         meta_roles = _metadata_roles(study, spec, metadata.where)
         _load(con, metadata, meta_roles, "metadata", {})
+        if spec.metadata.id_offset is not None:
+            _offset_ids(con, metadata, spec.metadata.id_offset, meta_roles)
         _check_unique(con, metadata, "metadata", ["id"], meta_roles)
         _check_joined(con, source, metadata, spec)
 
-    instances = _instances(con, spec, first_id)
+    instances = _instances(con, spec, first_id, declared)
+    if spec.source == "outcomes":
+        return ImportedDataset(
+            spec.name, instances, _empty_samples(), _outcome_rows(con, study.actions.cost)
+        )
     return ImportedDataset(name=spec.name, instances=instances, samples=_samples(con, spec))
+
+
+_UNIQUE_KEYS = {
+    "samples": ["id", "model", "sample"],
+    "counts": ["id", "model"],
+    "wide": ["id"],
+    "outcomes": ["id", "model", "b"],
+}
+
+
+@dataclass(frozen=True)
+class DeclaredFeatures:
+    """The study's declared feature columns (``[datasets.features]``), in one order across
+    datasets: each instance stores their values as two lists in this order
+    (``instances.declared_numeric``, ``instances.declared_categorical``)."""
+
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, study: Study) -> DeclaredFeatures:
+        numeric: dict[str, None] = {}
+        categorical: dict[str, None] = {}
+        for spec in study.datasets:
+            for name, feature in (spec.features or {}).items():
+                (numeric if feature.kind == "numeric" else categorical)[name] = None
+        clash = set(numeric) & set(categorical)
+        if clash:
+            raise StudyError(
+                f"datasets: feature {sorted(clash)[0]!r} is declared numeric in one dataset "
+                "and categorical in another"
+            )
+        return cls(tuple(numeric), tuple(categorical))
+
+
+def _offset_ids(
+    con: duckdb.DuckDBPyConnection, file: _File, offset: int, roles: list[_Role]
+) -> None:
+    """Shift the metadata's ids by ``offset`` (``metadata.id_offset``): whole numbers only."""
+    column = next(role.column for role in roles if role.name == "id")
+    found = con.execute(
+        "select _row, id from metadata where try_cast(id as bigint) is null order by _row limit 1"
+    ).fetchone()
+    if found:
+        raise StudyError(
+            f"{file.path}: {file.row} {found[0]}, column {column!r}: id_offset needs whole-number "
+            f"ids, got {found[1]!r} (named by {file.where}.id_offset)"
+        )
+    con.execute("update metadata set id = (id::bigint + $offset)::varchar", {"offset": offset})
 
 
 def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
@@ -300,6 +369,9 @@ def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
         "cost": ("amount", True),
         "n": ("count", True),
         "n_correct": ("count", True),
+        "b": ("count", True),
+        "accuracy": ("share", True),
+        "known_cost": ("amount", True),
         "text": ("text", needs_text),
     }
     roles = [
@@ -307,6 +379,7 @@ def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
         for name, column in columns
         if column is not None
     ]
+    roles += _feature_roles(spec, "log", where)
     if spec.source == "wide":
         for k, (model, model_columns) in enumerate(spec.models.items()):
             at = f"{where}.models.{model}"
@@ -332,6 +405,28 @@ def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
     return roles
 
 
+def _feature_roles(spec: DatasetSpec, file: str, where: str) -> list[_Role]:
+    """The declared feature columns (``[datasets.features]``) read from one of the files."""
+    at = where.removesuffix(".metadata")
+    return [
+        _Role(
+            _feature_role(spec, name),
+            feature.column,
+            "number" if feature.kind == "numeric" else "text",
+            False,
+            f"{at}.features.{name}.column",
+        )
+        for name, feature in (spec.features or {}).items()
+        if feature.file == file
+    ]
+
+
+def _feature_role(spec: DatasetSpec, name: str) -> str:
+    """The checked table's column of a declared feature (by position: a feature's name may hold
+    characters an SQL identifier cannot)."""
+    return f"feature_{list(spec.features).index(name)}"
+
+
 def _metadata_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
     kinds: dict[str, tuple[Kind, bool]] = {
         "id": ("key", True),
@@ -339,11 +434,12 @@ def _metadata_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
         "level": ("level", False),
         "subject": ("text", False),
     }
-    return [
+    roles = [
         _Role(name, column, *kinds[name], where=f"{where}.columns.{name}")
         for name, column in spec.metadata.columns
         if column is not None
     ]
+    return roles + _feature_roles(spec, "metadata", where)
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,31 +497,83 @@ def _read_roles(
     }
     if file.format == "json_columns":
         table = _unpack_json_columns(file, table, roles)
-    _check_scalar_ids(file, table, roles)
     for name in mixed & {role.column for role in roles}:
         table = table.set_column(
             table.schema.get_field_index(name), name, _unwrap_json(con, table.column(name))
         )
-    for role in roles:
-        if role.column not in table.column_names:
-            raise StudyError(
-                f"{file.path}: no column {role.column!r} (named by {role.where}); "
-                f"it has: {', '.join(table.column_names)}"
-            )
+    columns = {role.name: column_at(file, table, role) for role in roles}
     if table.num_rows == 0:
         raise StudyError(f"{file.path}: no rows")
-    out = pa.table({role.name: table.column(role.column) for role in roles})
+    out = pa.table(columns)
+    _check_scalar_ids(file, out, roles)
     out = out.append_column("_row", pa.array(np.arange(1, out.num_rows + 1, dtype=np.int64)))
     if explode:
         return _explode_lists(file, out, roles)
     return out.append_column("_item", pa.array(np.zeros(out.num_rows, dtype=np.int64)))
 
 
+_PATH_PART = re.compile(r"\[(\*|\d+)\]|([^.\[\]]+)")
+
+
+def path_parts(path: str) -> list[str]:
+    """``infos[*].r`` -> ``["infos", "[*]", "r"]``; ``a.b.c`` -> ``["a", "b", "c"]``;
+    ``pred_score[*][0]`` -> ``["pred_score", "[*]", "[0]"]``."""
+    parts = []
+    for index, name in _PATH_PART.findall(path):
+        parts.append(f"[{index}]" if index else name)
+    return parts
+
+
+def column_at(file: _File, table: pa.Table, role: _Role) -> pa.Array:
+    """The column a role names: a column of the file, or a path into nested values:
+    ``a.b`` (field b of struct a), ``a[*].b`` (field b of every entry of list a: a list per
+    row), ``a[0]`` (the first entry of list a). A name the file has as it is wins over a path."""
+    if role.column in table.column_names:
+        return table.column(role.column).combine_chunks()
+    parts = path_parts(role.column)
+    if not parts or parts[0] not in table.column_names:
+        raise StudyError(
+            f"{file.path}: no column {role.column!r} (named by {role.where}); "
+            f"it has: {', '.join(table.column_names)}"
+        )
+    return _resolve(file, role, table.column(parts[0]).combine_chunks(), parts, 1)
+
+
+def _resolve(file: _File, role: _Role, array: pa.Array, parts: list[str], at: int) -> pa.Array:
+    if at == len(parts):
+        return array
+    part, where = parts[at], "".join(p if p.startswith("[") else f".{p}" for p in parts[:at])
+    where = where.lstrip(".")
+    if part == "[*]" or re.fullmatch(r"\[\d+\]", part):
+        if not _is_list(array.type):
+            raise StudyError(
+                f"{file.path}: {where!r} holds {array.type}, not a list (path {role.column!r}, "
+                f"named by {role.where})"
+            )
+        if part != "[*]":
+            return _resolve(file, role, pc.list_element(array, int(part[1:-1])), parts, at + 1)
+        inner = _resolve(file, role, pc.list_flatten(array), parts, at + 1)
+        offsets = pc.subtract(array.offsets, array.offsets[0])  # a sliced array starts later
+        return pa.ListArray.from_arrays(offsets, inner, mask=array.is_null())
+    if not pa.types.is_struct(array.type):
+        raise StudyError(
+            f"{file.path}: {where!r} holds {array.type}, not an object with key {part!r} "
+            f"(path {role.column!r}, named by {role.where})"
+        )
+    keys = [array.type.field(i).name for i in range(array.type.num_fields)]
+    if part not in keys:
+        raise StudyError(
+            f"{file.path}: {where!r} has no key {part!r} (path {role.column!r}, named by "
+            f"{role.where}); it has: {', '.join(keys)}"
+        )
+    return _resolve(file, role, pc.struct_field(array, [keys.index(part)]), parts, at + 1)
+
+
 def _check_scalar_ids(file: _File, table: pa.Table, roles: list[_Role]) -> None:
     """An id column holding lists is one JSON object of parallel arrays read as records."""
     for role in roles:
-        if role.name == "id" and role.column in table.column_names:
-            if _is_list(table.column(role.column).type):
+        if role.name == "id" and role.name in table.column_names:
+            if _is_list(table.column(role.name).type):
                 hint = (
                     "; a file holding one JSON object of parallel arrays needs "
                     'format = "json_columns"'
@@ -591,11 +739,21 @@ def _conversion(kind: Kind, arrow_type: pa.DataType, x: str) -> tuple[str, str]:
         if is_text:
             return f"lower(trim({x})) in {_FLAG_TEXT}", f"lower(trim({x})) in {_TRUE_TEXT}"
         return "false", "null"
-    if kind == "amount":
+    if kind in ("amount", "share"):
         number = f"{x}::double" if is_number else f"try_cast(trim({x}) as double)"
         if not (is_number or is_text):
             return "false", "null"
-        return f"{number} is not null and isfinite({number}) and {number} >= 0", number
+        upper = f" and {number} <= 1" if kind == "share" else ""
+        return f"{number} is not null and isfinite({number}) and {number} >= 0{upper}", number
+    if kind == "number":
+        if is_number:
+            return f"isfinite({x}::double)", f"{x}::double"
+        if not is_text:
+            return "false", "null"
+        percent = f"ends_with(trim({x}), '%')"
+        digits = f"try_cast(rtrim(trim({x}), '%') as double)"
+        value = f"case when {percent} then {digits} / 100 else {digits} end"
+        return f"{digits} is not null and isfinite({digits})", value
     # count and level: whole numbers
     if is_whole:
         return "true", f"{x}::bigint"
@@ -706,6 +864,75 @@ def _check_coverage(
         )
 
 
+def _check_outcome_rows(
+    con: duckdb.DuckDBPyConnection, file: _File, study: Study, roles: list[_Role]
+) -> None:
+    """Logged outcomes: every b is an action's, and every instance has every declared model
+    and b."""
+    named = {role.name: role.column for role in roles}
+    samples = sorted(study.actions.samples)
+    found = con.execute(
+        "select _row, b from checked where not list_contains($samples, b) order by _row limit 1",
+        {"samples": samples},
+    ).fetchone()
+    if found:
+        raise StudyError(
+            f"{file.path}: {file.row} {found[0]}, column {named['b']!r}: b = {found[1]} is not "
+            f"one of actions.samples = {samples}"
+        )
+    found = con.execute(
+        """
+        with ids as (select id, min(_row) as first_row from checked group by id),
+        wanted as (
+            select id, first_row, model, b from ids
+            cross join (select unnest($models) as model)
+            cross join (select unnest($samples) as b)
+        )
+        select w.id, w.model, w.b from wanted w anti join checked c using (id, model, b)
+        order by w.first_row, w.model, w.b limit 1
+        """,
+        {"models": [model.name for model in study.models], "samples": samples},
+    ).fetchone()
+    if found:
+        raise StudyError(
+            f"{file.path}: id {found[0]!r} has no row for model {found[1]!r} at b = {found[2]}; "
+            "logged outcomes need every instance, model and b of actions.samples"
+        )
+    if study.actions.cost != "samples" and "cost" not in named:
+        raise StudyError(
+            f"{file.where}.columns.cost: logged outcomes in {study.actions.cost} need the "
+            "cost of each action"
+        )
+
+
+def _outcome_rows(con: duckdb.DuckDBPyConnection, unit: str) -> pa.Table:
+    """(instance_id, model, b, acc, cost, known_cost) of the checked outcome rows: a missing
+    cost is b (samples); a missing known cost is all of the cost in samples, else 0."""
+    columns = {row[0] for row in con.execute("describe checked").fetchall()}
+    cost = "c.cost" if "cost" in columns else "c.b::double"
+    known = "c.known_cost" if "known_cost" in columns else cost if unit == "samples" else "0.0"
+    return con.sql(
+        f"""
+        select i.instance_id, c.model::varchar as model, c.b::integer as b,
+            c.accuracy::double as acc, ({cost})::double as cost,
+            ({known})::double as known_cost
+        from checked c {_JOIN_IDS} order by i.instance_id, c.model, c.b
+        """
+    ).to_arrow_table()
+
+
+def _empty_samples() -> pa.Table:
+    return pa.table(
+        {
+            "instance_id": pa.array([], pa.int64()),
+            "model": pa.array([], pa.string()),
+            "sample_idx": pa.array([], pa.int32()),
+            "answer": pa.array([], pa.int32()),
+            "correct": pa.array([], pa.bool_()),
+        }
+    )
+
+
 def _check_joined(
     con: duckdb.DuckDBPyConnection, source: _File, metadata: _File, spec: DatasetSpec
 ) -> None:
@@ -724,18 +951,26 @@ def _check_joined(
 # --------------------------------------------------------------------------------------------
 # Building the rows to append
 # --------------------------------------------------------------------------------------------
-def _instances(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, first_id: int) -> pa.Table:
+def _instances(
+    con: duckdb.DuckDBPyConnection, spec: DatasetSpec, first_id: int, declared: DeclaredFeatures
+) -> pa.Table:
     """One row per distinct id, numbered in order of first appearance, with its metadata, its
-    question text (from the id's first row, or the metadata) and the text features
-    (``sql/features/text_features.sql``)."""
+    question text (from the id's first row, or the metadata), the text features
+    (``sql/features/text_features.sql``) and its declared features (``DeclaredFeatures``)."""
     meta = spec.metadata.columns if spec.metadata is not None else None
     level = "m.level" if meta is not None and meta.level else "null"
     subject = "m.subject" if meta is not None and meta.subject else "null"
+    log_columns = ["text"] if spec.columns.text is not None else []
+    log_columns += [
+        _feature_role(spec, name)
+        for name, feature in (spec.features or {}).items()
+        if feature.file == "log"
+    ]
     text, joins = "null", ""
-    if spec.columns.text is not None:
-        text = "q.text"
-        joins += " join (select id, arg_min(text, _row) as text from checked group by id) q"
-        joins += " using (id)"
+    if log_columns:
+        firsts = ", ".join(f"arg_min({c}, _row) as {c}" for c in log_columns)
+        joins += f" join (select id, {firsts} from checked group by id) q using (id)"
+        text = "q.text" if spec.columns.text is not None else text
     if meta is not None:
         text = "m.text" if meta.text else text
         joins += " left join metadata m using (id)"
@@ -750,7 +985,8 @@ def _instances(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, first_id: int)
             from firsts
         )
         select n.instance_id, n.id as source_id, {level}::smallint as level,
-            {subject}::varchar as subject, {text}::varchar as text
+            {subject}::varchar as subject, {text}::varchar as text,
+            {_declared_lists(spec, declared)}
         from numbered n{joins}
         """,
         {"first_id": first_id},
@@ -764,12 +1000,31 @@ def _instances(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, first_id: int)
         f"""
         select i.instance_id::bigint as instance_id, $dataset as dataset, i.source_id,
             i.level, i.subject, i.text, f.* exclude (instance_id, prompt_tokens),
-            ({prompt})::integer as prompt_tokens
+            ({prompt})::integer as prompt_tokens, i.declared_numeric, i.declared_categorical
         from instance_text i join text_features f using (instance_id)
         order by i.instance_id
         """,
         params={"dataset": spec.name, **({} if overhead is None else {"overhead": overhead})},
     ).to_arrow_table()
+
+
+def _declared_lists(spec: DatasetSpec, declared: DeclaredFeatures) -> str:
+    """SQL for the two lists of declared feature values, in the study's order (null for a
+    feature another dataset declares)."""
+
+    def value(name: str, kind: str) -> str:
+        feature = (spec.features or {}).get(name)
+        if feature is None:
+            return f"null::{kind}"
+        table = "q" if feature.file == "log" else "m"
+        return f"{table}.{_feature_role(spec, name)}::{kind}"
+
+    numeric = ", ".join(value(n, "double") for n in declared.numeric)
+    categorical = ", ".join(value(n, "varchar") for n in declared.categorical)
+    return (
+        f"list_value({numeric})::double[] as declared_numeric, "
+        f"list_value({categorical})::varchar[] as declared_categorical"
+    )
 
 
 def _samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:

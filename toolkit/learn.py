@@ -98,19 +98,28 @@ class OutcomeMatrix:
     known: np.ndarray
     """(n, K) the part of the cost known before spending (``outcomes.known_cost``)."""
     acc_true: np.ndarray | None = None
+    acc_half_a: np.ndarray | None = None
+    """(n, K) real data: acc on half A of the samples (NaN where not estimable), and B."""
+    acc_half_b: np.ndarray | None = None
 
     def rows(self, instance_ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.instance_ids, instance_ids)
 
     def subset(self, instance_ids: np.ndarray) -> OutcomeMatrix:
         index = self.rows(np.sort(instance_ids))
+
+        def rows(matrix: np.ndarray | None) -> np.ndarray | None:
+            return None if matrix is None else matrix[index]
+
         return OutcomeMatrix(
             self.instance_ids[index],
             self.action_ids,
             self.acc[index],
             self.cost[index],
             self.known[index],
-            None if self.acc_true is None else self.acc_true[index],
+            rows(self.acc_true),
+            rows(self.acc_half_a),
+            rows(self.acc_half_b),
         )
 
     def weights(self, assignment: pa.Table) -> np.ndarray:
@@ -132,12 +141,22 @@ class OutcomeMatrix:
         }
 
 
+_OUTCOME_COLUMNS = (
+    "instance_id",
+    "action_id",
+    "acc",
+    "cost",
+    "known_cost",
+    "acc_true",
+    "acc_half_a",
+    "acc_half_b",
+)
+
+
 def read_outcomes(backend: ibis.BaseBackend, outcomes: ir.Table) -> OutcomeMatrix:
     """Execute outcomes into n x K matrices; every instance needs every action."""
     table = backend.to_pyarrow(
-        outcomes.select(
-            "instance_id", "action_id", "acc", "cost", "known_cost", "acc_true"
-        ).order_by(["instance_id", "action_id"])
+        outcomes.select(*_OUTCOME_COLUMNS).order_by(["instance_id", "action_id"])
     )
     ids = table.column("instance_id").to_numpy()
     actions = table.column("action_id").to_numpy()
@@ -153,14 +172,19 @@ def read_outcomes(backend: ibis.BaseBackend, outcomes: ir.Table) -> OutcomeMatri
     def matrix(name: str) -> np.ndarray:
         return table.column(name).to_numpy(zero_copy_only=False).astype(float).reshape(n, k)
 
-    truth = table.column("acc_true")
+    def optional(name: str) -> np.ndarray | None:
+        column = table.column(name)
+        return None if column.null_count == len(column) else matrix(name)
+
     return OutcomeMatrix(
         instance_ids,
         action_ids.astype(np.int32),
         matrix("acc"),
         matrix("cost"),
         matrix("known_cost"),
-        None if truth.null_count == len(truth) else matrix("acc_true"),
+        optional("acc_true"),
+        optional("acc_half_a"),
+        optional("acc_half_b"),
     )
 
 
@@ -190,6 +214,7 @@ class FeatureTable:
 
     wide: pa.Table
     names: list[str]
+    spec: features.FeatureSpec | None = None
 
     def frame(self, instance_ids: np.ndarray) -> pd.DataFrame:
         """The CatBoost frame of the given instances, in that order."""
@@ -197,14 +222,36 @@ class FeatureTable:
         return features.to_frame(self.wide.take(pa.array(index)), self.names)
 
 
-def read_features(backend: ibis.BaseBackend, run_id: int) -> FeatureTable:
-    """Every instance's features (instance_id order) and the feature names."""
+def feature_spec(
+    backend: ibis.BaseBackend, run_id: int, study: Study | None
+) -> features.FeatureSpec:
+    """The run's features: its signals and text (from the data), its declared feature columns
+    and the groups ``[learn] features`` lets the policy see (from the study)."""
+    from toolkit.ingest import DeclaredFeatures
+
     instances = run_instances(backend, run_id)
     n_signals = int(backend.to_pyarrow(features.signal_count(instances)).as_py())
-    wide = backend.to_pyarrow(
-        features.instance_features(instances, n_signals=n_signals).order_by("instance_id")
+    text = bool(backend.to_pyarrow(features.has_text(instances)).as_py())
+    if study is None:
+        return features.FeatureSpec(n_signals, text=text)
+    declared = DeclaredFeatures.of(study)
+    return features.FeatureSpec(
+        n_signals, declared.numeric, declared.categorical, text, tuple(study.learn.features)
     )
-    return FeatureTable(wide, features.feature_names(n_signals))
+
+
+def read_features(
+    backend: ibis.BaseBackend, run_id: int, study: Study | None = None
+) -> FeatureTable:
+    """Every instance's features (instance_id order) and the feature names."""
+    spec = feature_spec(backend, run_id, study)
+    instances = run_instances(backend, run_id)
+    wide = backend.to_pyarrow(
+        features.instance_features(instances, n_signals=spec.n_signals, spec=spec).order_by(
+            "instance_id"
+        )
+    )
+    return FeatureTable(wide, spec.names(), spec)
 
 
 def run_budget_grid(study: Study, outcomes: OutcomeMatrix) -> tuple[float, ...]:
@@ -250,14 +297,13 @@ def learn(
     if decoder not in DECODERS:
         raise StudyError(f"unknown decoder {decoder!r}; known: {', '.join(DECODERS)}")
     summary = LearnSummary()
-    table = read_features(backend, run_id)
-    n_signals = sum(n.startswith("signal_") and n != "signal_mean" for n in table.names)
+    table = read_features(backend, run_id, study)
     summary.add(
         "features", db.append(backend, "features", features.long_features(table.wide), run_id)
     )
     summary.add(
         "feature_catalog",
-        db.append(backend, "feature_catalog", features.catalog_table(n_signals), run_id),
+        db.append(backend, "feature_catalog", features.catalog_table(table.spec), run_id),
     )
     instances = backend.to_pyarrow(run_instances(backend, run_id).select("instance_id", "dataset"))
     split_table = assign_splits(instances, study.split, study.study.seed)
@@ -296,9 +342,7 @@ def _learn_fold(data: _RunData, fold: Fold, decoder: str, summary: LearnSummary)
     fit_ids = training_sample(fold.train, study.learn.max_train_rows, study.study.seed, fold.fold)
     train = data.outcomes.subset(fit_ids)
     frame = data.features.frame(fit_ids)
-    planner = fit_cost_planner(
-        frame, train.known, train.cost, categorical=features.CATEGORICAL, seed=study.study.seed
-    )
+    planner = fit_cost_planner(frame, train.known, train.cost, seed=study.study.seed)
     summary.add(
         "cost_planners",
         db.append(

@@ -219,8 +219,14 @@ def fit_policy(
     if len(classes) > 1:
         model = CatBoostClassifier(**params)
         y = np.searchsorted(classes, label_index)
-        cat = [name for name in frame.columns if name in features.CATEGORICAL]
-        model.fit(Pool(frame, y, cat_features=cat))
+        model.fit(
+            Pool(
+                frame,
+                y,
+                cat_features=features.categorical_columns(frame),
+                text_features=features.text_columns(frame) or None,
+            )
+        )
     return LearnedPolicy(
         budget=budget,
         seed=seed,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ibis
+import pyarrow as pa
 
 from toolkit import bi, db
 from toolkit.config import Study
@@ -22,6 +23,7 @@ from toolkit.errors import StudyError
 from toolkit.evaluate import evaluate
 from toolkit.ingest import ingest
 from toolkit.learn import learn
+from toolkit.noise import half_outcomes
 from toolkit.outcomes import action_table, answer_profiles, estimate_outcomes
 from toolkit.report import write_report
 from toolkit.simulate import simulate
@@ -93,8 +95,10 @@ def write_outcomes(
     result: RunResult,
     simulated: bool,
     progress: Progress,
+    logged: list[pa.Table] | None = None,
 ) -> None:
-    """Estimate acc and cost of every action from the stored samples (and the truth)."""
+    """Estimate acc and cost of every action from the stored samples (and the truth); with
+    ``logged`` outcomes (``source = "outcomes"``) as they were logged, for their instances."""
     with _timed(result, "outcomes", progress):
         samples = backend.table("samples").filter(ibis._.run_id == run_id)
         profiles = backend.to_pyarrow(answer_profiles(samples))
@@ -107,9 +111,62 @@ def write_outcomes(
                 .filter(ibis._.run_id == run_id)
                 .select("instance_id", "model", "p_correct", "p_wrong")
             )
+        actions = action_table(study)
         outcomes = estimate_outcomes(study, profiles, prompts, truth)
-        result.rows["actions"] = db.append(backend, "actions", action_table(study), run_id)
+        if not simulated:  # the oracle's noise, measured on disjoint halves (toolkit.noise)
+            outcomes = _with_halves(outcomes, study, backend.to_pyarrow(samples), prompts)
+        if logged:
+            outcomes = _with_logged(outcomes, actions, logged)
+        result.rows["actions"] = db.append(backend, "actions", actions, run_id)
         result.rows["outcomes"] = db.append(backend, "outcomes", outcomes, run_id)
+
+
+def _with_halves(
+    outcomes: pa.Table, study: Study, samples: pa.Table, prompts: pa.Table
+) -> pa.Table:
+    """The outcomes with each action's accuracy on either half of the samples."""
+    halves = half_outcomes(study, samples.drop_columns(["run_id"]), prompts)
+    if halves is None or outcomes.num_rows == 0:
+        return outcomes
+    joined = outcomes.join(halves, ["instance_id", "action_id"], join_type="left outer")
+    return joined.sort_by([("instance_id", "ascending"), ("action_id", "ascending")])
+
+
+def _with_logged(estimated: pa.Table, actions: pa.Table, logged: list[pa.Table]) -> pa.Table:
+    """The estimated outcomes and the logged ones (their (model, b) as action ids), in
+    (instance_id, action_id) order."""
+    ids = {
+        (model, b): action_id
+        for model, b, action_id in zip(
+            actions.column("model").to_pylist(),
+            actions.column("b").to_pylist(),
+            actions.column("action_id").to_pylist(),
+            strict=True,
+        )
+    }
+    parts = [estimated] if estimated.num_rows else []
+    for table in logged:
+        action = [
+            ids[key]
+            for key in zip(
+                table.column("model").to_pylist(), table.column("b").to_pylist(), strict=True
+            )
+        ]
+        parts.append(
+            pa.table(
+                {
+                    "instance_id": table.column("instance_id"),
+                    "action_id": pa.array(action, pa.int32()),
+                    "acc": table.column("acc"),
+                    "cost": table.column("cost"),
+                    "known_cost": table.column("known_cost"),
+                    "acc_true": pa.nulls(table.num_rows, pa.float64()),
+                }
+            )
+        )
+    return pa.concat_tables(parts, promote_options="default").sort_by(
+        [("instance_id", "ascending"), ("action_id", "ascending")]
+    )
 
 
 def simulate_into(
@@ -127,15 +184,20 @@ def simulate_into(
 
 def ingest_into(
     backend: db.Engine, study: Study, run_id: int, result: RunResult, progress: Progress
-) -> None:
+) -> list[pa.Table]:
     """Import every dataset from its files (all checked before the first row is appended) and
-    append instances and samples in bulk."""
+    append instances and samples in bulk; the logged outcomes (``source = "outcomes"``), which
+    the outcomes stage appends."""
     with _timed(result, "ingest", progress):
         rows = {"instances": 0, "samples": 0}
+        logged = []
         for data in ingest(study):
             rows["instances"] += db.append(backend, "instances", data.instances, run_id)
             rows["samples"] += db.append(backend, "samples", data.samples, run_id)
+            if data.outcomes is not None:
+                logged.append(data.outcomes)
         result.rows.update(rows)
+    return logged
 
 
 STAGES = ("simulate", "outcomes", "solve", "learn", "evaluate", "report")
@@ -177,14 +239,17 @@ def _run_stages(
     progress: Progress,
 ) -> None:
     simulated = all(spec.source == "simulate" for spec in study.datasets)
+    logged: list[pa.Table] = []
     # "simulate" and "ingest" name the same stage: the data, by the datasets' sources
     if {"simulate", "ingest"} & set(stages):
         if simulated:
             simulate_into(backend, study, run_id, result, progress)
         else:
-            ingest_into(backend, study, run_id, result, progress)
+            logged = ingest_into(backend, study, run_id, result, progress)
     if "outcomes" in stages:
-        write_outcomes(backend, study, run_id, result, simulated=simulated, progress=progress)
+        write_outcomes(
+            backend, study, run_id, result, simulated=simulated, progress=progress, logged=logged
+        )
     if "solve" in stages:
         solve_into(backend, study, run_id, result, progress)
     if "learn" in stages:

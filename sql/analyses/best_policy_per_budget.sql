@@ -4,8 +4,9 @@
 -- it captures and the cost its own B-priced allocation actually spent (learned policies: the
 -- mean over CatBoost seeds). A policy whose B-priced allocation spent more than the study's
 -- [budgets] tolerance over B is ranked after every policy that kept to it (`within_budget`);
--- `binding` is false where more compute buys nothing at this budget. The same ranking as the
--- report's headline and `stl run`'s summary.
+-- `binding` is false where more compute buys nothing at this budget. A policy whose accuracy at
+-- realised cost B is undefined (no two of its budgets bracket B) comes last. The same ranking
+-- as the report's headline and `stl run`'s summary.
 --
 --   stl sql sql/analyses/best_policy_per_budget.sql --db out/study.duckdb
 with
@@ -19,7 +20,8 @@ ranked as (
         *,
         row_number() over (
             partition by run_id, budget
-            order by within_budget desc, matched_accuracy desc nulls last, policy
+            order by
+                matched_accuracy is null, within_budget desc, matched_accuracy desc, policy
         ) as rank
     from frontier
     where policy <> 'oracle'

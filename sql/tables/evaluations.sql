@@ -23,6 +23,8 @@
 --   gain_vs_uniform              matched_accuracy - uniform's, paired
 --   relative_gain_vs_uniform     gain_vs_uniform / uniform's matched accuracy
 --   oracle_share                 gain_vs_best_fixed / the oracle's: the share of its gain
+--   oracle_share_heldout         the same over the oracle's gain on held-out evidence
+--                                (acc_true, or disjoint sample halves: oracle_noise)
 -- value is null where a metric is undefined (a ratio over zero; no two budgets bracket B).
 -- ci_low, ci_high: paired bootstrap 95% percentile interval over test instances (1000
 -- resamples, stratified by fold, seeded from the study seed, the same resamples for every

@@ -12,6 +12,9 @@
 --      of it in samples), which policies plan with; the rest only the samples reveal.
 -- acc_true: simulation only, the same quantity under the true answer distribution
 --      (i.i.d. samples), so the estimation error can be shown.
+-- acc_half_a, acc_half_b: real data only, acc estimated on each of two disjoint halves of the
+--      instance's samples (a seeded shuffle), null where a half has fewer than b samples: the
+--      oracle's estimation noise measured on evidence it did not choose on.
 create table if not exists outcomes (
     run_id integer not null,           -- the run (runs.run_id)
     instance_id bigint not null,       -- the instance (instances.instance_id)
@@ -19,5 +22,7 @@ create table if not exists outcomes (
     acc double not null,               -- estimated accuracy of the action on the instance
     cost double not null,              -- cost of the action on the instance, in runs.cost_unit
     known_cost double not null,        -- the part of cost known before any sample (see the header)
-    acc_true double                    -- simulation only: the true accuracy; null for real data
+    acc_true double,                   -- simulation only: the true accuracy; null for real data
+    acc_half_a double,                 -- real data: acc estimated on half A of the samples
+    acc_half_b double                  -- real data: acc on the disjoint half B (toolkit/noise.py)
 );

@@ -47,6 +47,11 @@
 --                                     gains nothing over best_fixed)
 --   oracle_share_ci_low               lower end of its paired 95% interval
 --   oracle_share_ci_high              upper end of that interval
+--   oracle_share_heldout              gain_vs_best_fixed / the oracle's gain on held-out evidence
+--                                     (acc_true, or disjoint sample halves: oracle_noise); null where
+--                                     neither exists
+--   oracle_share_heldout_ci_low       lower end of its paired 95% interval
+--   oracle_share_heldout_ci_high      upper end of that interval
 --   imitation_accuracy                mean weight on the oracle label at lambda*
 --   balanced_accuracy                 mean per-action recall of the oracle label
 --   lagrangian_regret                 mean_i max_a L_i(a) - L_i(policy), L = acc - lambda* cost
@@ -105,6 +110,9 @@ per_seed as (
         max(value) filter (where metric = 'relative_gain_vs_uniform') as relative_gain_vs_uniform_value,
         max(ci_low) filter (where metric = 'relative_gain_vs_uniform') as relative_gain_vs_uniform_low,
         max(ci_high) filter (where metric = 'relative_gain_vs_uniform') as relative_gain_vs_uniform_high,
+        max(value) filter (where metric = 'oracle_share_heldout') as oracle_share_heldout_value,
+        max(ci_low) filter (where metric = 'oracle_share_heldout') as oracle_share_heldout_low,
+        max(ci_high) filter (where metric = 'oracle_share_heldout') as oracle_share_heldout_high,
         max(value) filter (where metric = 'oracle_share') as oracle_share_value,
         max(ci_low) filter (where metric = 'oracle_share') as oracle_share_low,
         max(ci_high) filter (where metric = 'oracle_share') as oracle_share_high,
@@ -152,6 +160,9 @@ per_policy as (
         avg(oracle_share_value) as oracle_share,
         avg(oracle_share_low) as oracle_share_ci_low,
         avg(oracle_share_high) as oracle_share_ci_high,
+        avg(oracle_share_heldout_value) as oracle_share_heldout,
+        avg(oracle_share_heldout_low) as oracle_share_heldout_ci_low,
+        avg(oracle_share_heldout_high) as oracle_share_heldout_ci_high,
         avg(imitation_accuracy_value) as imitation_accuracy,
         avg(balanced_accuracy_value) as balanced_accuracy,
         avg(lagrangian_regret_value) as lagrangian_regret,
@@ -183,8 +194,9 @@ final as (
         case
             when p.policy = 'best_fixed' then 'reference'
             when p.gain_vs_best_fixed is null then 'undefined'
-            when p.gain_vs_best_fixed_ci_low > 0 then 'above zero'
-            when p.gain_vs_best_fixed_ci_high < 0 then 'below zero'
+            -- a gain within rounding of zero (1e-12) is zero: identical allocations
+            when p.gain_vs_best_fixed_ci_low > 1e-12 then 'above zero'
+            when p.gain_vs_best_fixed_ci_high < -1e-12 then 'below zero'
             else 'includes zero'
         end as verdict,
         p.relative_gain_vs_best_fixed,
@@ -197,6 +209,9 @@ final as (
         p.oracle_share,
         p.oracle_share_ci_low,
         p.oracle_share_ci_high,
+        p.oracle_share_heldout,
+        p.oracle_share_heldout_ci_low,
+        p.oracle_share_heldout_ci_high,
         p.imitation_accuracy,
         p.balanced_accuracy,
         p.lagrangian_regret,
