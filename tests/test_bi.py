@@ -254,9 +254,10 @@ def test_export_writes_every_table_and_view_and_reads_back_whole(study_db, tmp_p
             if item.partitioned:
                 # one hive folder per run, each holding exactly that run's rows
                 per_run = dict(source.table(item.name).aggregate("run_id, count(*)").fetchall())
-                assert sorted(p.name for p in (out / item.name).iterdir()) == [
-                    f"run_id={run}" for run in sorted(per_run)
-                ]
+                # (a table without rows is one empty file that keeps its schema)
+                assert sorted(p.name for p in (out / item.name).iterdir()) == (
+                    [f"run_id={run}" for run in sorted(per_run)] or ["part-0.parquet"]
+                )
                 assert dict(back.aggregate("run_id, count(*)").fetchall()) == per_run
     partitioned = {item.name for item in exported if item.partitioned}
     assert {"samples", "outcomes", "instances", "policy_allocations"} <= partitioned

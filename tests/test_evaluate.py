@@ -7,7 +7,7 @@ import duckdb
 import pytest
 from conftest import make_study
 
-from toolkit.evaluate import LEARNED, METRICS, POLICIES, expand_policies
+from toolkit.evaluate import LEARNED, METRICS, expand_policies
 from toolkit.pipeline import run_study
 
 BUDGETS = [2.0, 3.0, 4.0, 6.0, 8.0]
@@ -67,7 +67,9 @@ def test_every_policy_budget_seed_and_metric_is_evaluated(evaluated):
         [run_id],
     )
     assert len(rows) == len(rows and set(rows)), "one row per policy, budget, seed and metric"
-    seedless = [p for p in POLICIES if p not in LEARNED]
+    evaluated = expand_policies(list(study.policies.compare))
+    assert "label_known" in evaluated and "oracle_probe" not in evaluated  # no probe here
+    seedless = [p for p in evaluated if p not in LEARNED]
     expected = {(p, b, None, m) for p in seedless for b in BUDGETS for m in METRICS} | {
         (p, b, s, m) for p in LEARNED for b in BUDGETS for s in SEEDS for m in METRICS
     }
@@ -142,7 +144,10 @@ def test_regret_bound_holds_in_every_evaluated_run(evaluated):
             assert bound == pytest.approx(eps * delta_max)
             checked += 1
     learned_rows = len(LEARNED) * len(BUDGETS) * len(SEEDS)
-    assert checked == 2 * (learned_rows + (len(POLICIES) - len(LEARNED)) * len(BUDGETS))
+    seedless = len(
+        expand_policies(["learned", "random", "prompt_length", "difficulty_bins"])
+    ) - len(LEARNED)
+    assert checked == 2 * (learned_rows + seedless * len(BUDGETS))
 
 
 def test_regret_recomputed_in_sql_from_the_stored_allocations(evaluated):
@@ -211,7 +216,12 @@ def test_gains_are_paired_against_the_references_and_intervals_hold_the_estimate
         assert (value is None) == (low is None) == (high is None), (policy, metric_name)
         if low is not None:
             assert low - 1e-9 <= high
-        if metric_name in ("accuracy", "matched_accuracy", "cost", "gain_vs_best_fixed"):
+        if value is not None and metric_name in (
+            "accuracy",
+            "matched_accuracy",
+            "cost",
+            "gain_vs_best_fixed",
+        ):
             assert low - 1e-9 <= value <= high + 1e-9, (policy, metric_name)
 
 
@@ -315,7 +325,18 @@ def test_summaries_rank_the_oracle_first_and_reach_the_best_action(evaluated):
 
 
 def test_compare_names_expand_to_the_evaluated_policies():
-    assert expand_policies(["learned"]) == ["oracle", "best_fixed", "uniform", *LEARNED]
+    assert expand_policies(["learned"]) == [
+        "oracle",
+        "best_fixed",
+        "uniform",
+        *LEARNED,
+        "label_known",
+    ]
+    assert expand_policies(["learned"], probe=True)[-3:] == [
+        "oracle_probe",
+        "learned_probe",
+        "label_known",
+    ]
     assert expand_policies(["random"]) == ["oracle", "best_fixed", "uniform", "random"]
     assert expand_policies(["always"], ("a", "a", "b")) == [
         "oracle",

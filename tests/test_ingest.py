@@ -85,19 +85,27 @@ def test_gsm8k_routing_matches_the_known_facts(shared_data):
 def test_run_study_on_the_real_studies_gives_the_known_outcomes(shared_data, tmp_path):
     math = run_study(load_study(MATH500), tmp_path / "math", stages=("ingest", "outcomes"))
     gsm8k = run_study(load_study(GSM8K), tmp_path / "gsm8k", stages=("ingest", "outcomes"))
-    assert math.rows == {"instances": 500, "samples": 640_000, "actions": 9, "outcomes": 4500}
+    # 9 actions, and the same 9 after the study's probe of one sample (toolkit.probe)
+    assert math.rows == {
+        "instances": 500,
+        "samples": 640_000,
+        "actions": 18,
+        "outcomes": 9000,
+        "probes": 500,
+    }
     assert "ingest" in math.stage_seconds
 
     with duckdb.connect(str(math.database), read_only=True) as con:
         pass_at = dict(
             con.execute(
                 "select a.b, avg(o.acc) from outcomes o join actions a using (run_id, action_id) "
-                "group by a.b"
+                "where a.menu = 'static' group by a.b"
             ).fetchall()
         )
         by_level = con.execute(
             "select i.level, avg(o.acc) from outcomes o join actions a using (run_id, action_id) "
-            "join instances i using (run_id, instance_id) where a.b = 1 group by 1 order by 1"
+            "join instances i using (run_id, instance_id) where a.b = 1 and a.menu = 'static' "
+            "group by 1 order by 1"
         ).fetchall()
     assert pass_at[1] == pytest.approx(0.2386, abs=5e-5)
     np.testing.assert_allclose(
@@ -122,7 +130,7 @@ def test_run_study_on_the_real_studies_gives_the_known_outcomes(shared_data, tmp
             "join samples s using (run_id, instance_id, model) "
             "join (values ('mixtral-8x7b', 0.6, 0.6), ('gpt-4', 10.0, 30.0)) "
             "    p(model, price_in, price_out) using (model) "
-            "group by 1"
+            "where a.menu = 'static' group by 1"
         ).fetchall()
     facts = {model: (acc, cost, error) for model, acc, cost, error in per_model}
     assert facts[MIXTRAL][0] == pytest.approx(0.638, abs=5e-4)

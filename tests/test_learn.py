@@ -111,8 +111,7 @@ def test_features_ignore_the_latent_difficulty_column():
         "insert into instances by name select 1 as run_id, 0 as instance_id, 'math' as dataset, "
         "3 as level, 'Algebra' as subject, 0.0 as difficulty, 40 as prompt_tokens, "
         "2 as n_sentences, 3 as n_digits, 1 as n_math_symbols, 4 as n_latex, "
-        "1 as n_question_words, [0.5, -1.0] as difficulty_signals, 0.6 as probe_entropy, "
-        "0.75 as probe_agreement"
+        "1 as n_question_words, [0.5, -1.0] as difficulty_signals"
     )
     first = backend.to_pyarrow(features.instance_features(backend.table("instances"), n_signals=2))
     con.execute("update instances set difficulty = 9.0")

@@ -70,7 +70,7 @@ def test_levels_decline_and_features_track_difficulty(calibration_db):
             "using (run_id, instance_id) where dataset = 'math' group by 1 order by 1"
         ).fetchall()
         corr = con.execute(
-            "select corr(difficulty, ln(prompt_tokens)), corr(difficulty, probe_entropy), "
+            "select corr(difficulty, ln(prompt_tokens)), corr(difficulty, n_latex), "
             "corr(difficulty, difficulty_signals[1]) from instances where dataset = 'math'"
         ).fetchone()
     accuracies = [acc for _, acc in by_level]
@@ -150,4 +150,5 @@ def test_a_study_without_declared_signals_runs_and_has_no_signal_features(tmp_pa
         names = {name for (name,) in rows}
         empty = con.execute("select bool_and(len(difficulty_signals) = 0) from instances")
         assert empty.fetchone()[0]
-    assert "probe_entropy" in names and not any(name.startswith("signal") for name in names)
+    assert "prompt_tokens" in names and not any(name.startswith("signal") for name in names)
+    assert not any(name.startswith("probe") for name in names)  # no probe: no free samples

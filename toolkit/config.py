@@ -446,16 +446,37 @@ class SimulationSpec(_Section):
     ``wrong_answers``: distinct wrong answers per instance; ``wrong_concentration``: Dirichlet
     concentration of the wrong-answer mass (small: one dominant wrong answer, so a majority vote
     locks onto it on hard instances); ``feature_strength``: correlation of the cheap observable
-    features with the latent difficulty; ``probe_samples``: samples of the cheap probe call whose
-    answer entropy is a feature; ``signal_noise``: noise sd of each declared noisy difficulty
-    signal.
+    features with the latent difficulty; ``signal_noise``: noise sd of each declared noisy
+    difficulty signal. (The probe is ``[probe]``: it reuses stored samples and is charged.)
     """
 
     wrong_answers: Annotated[int, Field(ge=1, le=32)] = 4
     wrong_concentration: Annotated[float, Field(gt=0.0)] = 0.3
     feature_strength: Fraction = 0.5
-    probe_samples: Annotated[int, Field(ge=2, le=64)] = 4
     signal_noise: list[Annotated[float, Field(gt=0.0)]] = [0.75, 1.5]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "probe_samples" in data:
+            raise ValueError(
+                "probe_samples: the probe moved to [probe] samples = k: it now takes k of the "
+                "stored samples, which policies that see it pay for (toolkit.probe)"
+            )
+        return data
+
+
+class ProbeSpec(_Section):
+    """``[probe]``: a cheap look at every instance before allocating (``toolkit.probe``).
+
+    ``samples = k``: the first k of each instance's stored samples of ``model`` (the first model
+    when omitted), in a seeded order; 0, no probe. Policies that see the probe
+    (``learned_probe``, ``oracle_probe``) choose among the probe's actions: b >= k samples of the
+    probe model, the probe's reused, or another model's action after it; each costs the probe
+    too."""
+
+    samples: Annotated[int, Field(ge=0, le=1024)] = 0
+    model: Name | None = None
 
 
 class SplitSpec(_Section):
@@ -599,6 +620,7 @@ class Study(_Section):
     actions: ActionSpec = ActionSpec()
     estimation: EstimationSpec = EstimationSpec()
     simulation: SimulationSpec = SimulationSpec()
+    probe: ProbeSpec = ProbeSpec()
     split: SplitSpec = SplitSpec()
     budgets: BudgetSpec = BudgetSpec()
     policies: PolicySpec = PolicySpec()
@@ -631,6 +653,36 @@ class Study(_Section):
                 f"actions.samples: b = {largest} exceeds estimation.samples_per_instance = {stored}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _probe_fits(self) -> Study:
+        k = self.probe.samples
+        if k == 0:
+            return self
+        names = [model.name for model in self.models]
+        if self.probe.model is not None and self.probe.model not in names:
+            raise ValueError(
+                f"probe.model: {self.probe.model!r} is not declared in [[models]] "
+                f"(declared: {', '.join(names)})"
+            )
+        if k > max(self.actions.samples):
+            raise ValueError(
+                f"probe.samples: a probe of {k} is more than the largest action "
+                f"(b = {max(self.actions.samples)}): no action could follow it"
+            )
+        if k > self.estimation.samples_per_instance:
+            raise ValueError(
+                f"probe.samples: a probe of {k} is more than the "
+                f"{self.estimation.samples_per_instance} stored samples of an instance"
+            )
+        return self
+
+    @property
+    def probe_model(self) -> str | None:
+        """The model the probe samples (None without a probe)."""
+        if self.probe.samples == 0:
+            return None
+        return self.probe.model or self.models[0].name
 
     def config_hash(self) -> str:
         """A short, stable hash of the validated config (field order and defaults resolved)."""

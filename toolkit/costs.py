@@ -51,16 +51,27 @@ class CostPlanner:
     """(K,) added to the model's (rescaled) predictions: their training mean becomes exact."""
     model: Any = None
     """The CatBoostRegressor (method catboost), or None."""
+    modelled: np.ndarray | None = None
+    """(K,) bool: the actions the model predicts (those whose variable cost varies in
+    training); the others are planned at their constant mean. None: all of them."""
 
     def variable(self, frame: pd.DataFrame) -> np.ndarray:
         """(n, K) predicted variable cost, never below zero."""
         n = len(frame)
         if self.model is None:
             return np.tile(self.mean_variable, (n, 1))
+        modelled = self._modelled()
         scale = np.where(self.mean_variable > 0, self.mean_variable, 1.0)
         frame = frame.drop(columns=text_columns(frame))
-        predicted = np.asarray(self.model.predict(frame), dtype=np.float64).reshape(n, -1)
-        return np.maximum(predicted * scale + self.shift, 0.0)
+        predicted = np.tile(self.mean_variable, (n, 1))
+        model_out = np.asarray(self.model.predict(frame), dtype=np.float64).reshape(n, -1)
+        predicted[:, modelled] = model_out * scale[modelled] + self.shift[modelled]
+        return np.maximum(predicted, 0.0)
+
+    def _modelled(self) -> np.ndarray:
+        if self.modelled is None:
+            return np.ones(len(self.mean_variable), dtype=bool)
+        return np.asarray(self.modelled, dtype=bool)
 
     def planned(self, frame: pd.DataFrame, known_cost: np.ndarray) -> np.ndarray:
         """(n, K) planned cost: the known part plus the predicted variable part."""
@@ -80,7 +91,12 @@ class CostPlanner:
 
     @classmethod
     def from_stored(
-        cls, method: str, mean_variable: np.ndarray, shift: np.ndarray, data: bytes | None
+        cls,
+        method: str,
+        mean_variable: np.ndarray,
+        shift: np.ndarray,
+        data: bytes | None,
+        modelled: np.ndarray | None = None,
     ) -> CostPlanner:
         model = None
         if data is not None:
@@ -92,7 +108,7 @@ class CostPlanner:
                 with open(path, "wb") as handle:
                     handle.write(data)
                 model.load_model(path, format="cbm")
-        return cls(method, np.asarray(mean_variable), np.asarray(shift), model)
+        return cls(method, np.asarray(mean_variable), np.asarray(shift), model, modelled)
 
 
 def fit_cost_planner(
@@ -116,8 +132,10 @@ def fit_cost_planner(
         return CostPlanner("mean", mean)
     from catboost import CatBoostRegressor, Pool
 
+    # CatBoost refuses a target that never varies: model only the actions whose cost does
+    modelled = spread > _RELATIVE_VARIATION * np.maximum(np.abs(mean), 1e-300)
     scale = np.where(mean > 0, mean, 1.0)
-    targets = variable / scale
+    targets = (variable / scale)[:, modelled]
     model = CatBoostRegressor(
         loss_function="MultiRMSE" if targets.shape[1] > 1 else "RMSE",
         iterations=200,
@@ -133,7 +151,7 @@ def fit_cost_planner(
     frame = frame.drop(columns=text_columns(frame))  # numbers and categories only
     cat = categorical_columns(frame)
     model.fit(Pool(frame, targets if targets.shape[1] > 1 else targets[:, 0], cat_features=cat))
-    planner = CostPlanner("catboost", mean, np.zeros(len(mean)), model)
+    planner = CostPlanner("catboost", mean, np.zeros(len(mean)), model, modelled)
     fitted = planner.variable(frame)
     planner.shift = mean - fitted.mean(axis=0)
     return planner

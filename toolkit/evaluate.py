@@ -67,6 +67,7 @@ from toolkit.errors import StudyError
 from toolkit.learn import (
     FeatureTable,
     OutcomeMatrix,
+    action_menus,
     read_baselines,
     read_features,
     read_outcomes,
@@ -75,7 +76,7 @@ from toolkit.learn import (
     run_budget_grid,
     run_outcomes,
 )
-from toolkit.learned import DEPLOYMENTS, LearnedDeployment
+from toolkit.learned import DEPLOYMENTS, LabelKnown, LearnedDeployment
 from toolkit.metrics import (
     RESAMPLES,
     MatchedMix,
@@ -98,19 +99,30 @@ BASELINE_ORDER = (
     "difficulty_bins",
 )
 LEARNED = DEPLOYMENTS
-POLICIES = ("oracle", *BASELINE_ORDER, *LEARNED)
+PROBED = ("oracle_probe", "learned_probe")
+CEILING = ("label_known",)
+"""Reference policies that see something no deployment can (the oracle label)."""
+"""The policies that see the probe and choose among its actions (runs with a probe)."""
+POLICIES = ("oracle", *BASELINE_ORDER, *LEARNED, *PROBED, *CEILING)
 """Every policy name but the ``always_<model>`` rows, in evaluation order."""
+MENU_OF = {"oracle_probe": "probe", "learned_probe": "probe"}
+"""The menu of each policy that does not choose among the static actions."""
 REFERENCES = ("oracle", "best_fixed", "uniform")
 """Always evaluated: every gain is measured against them."""
 
 
-def expand_policies(compare: list[str], models: tuple[str, ...] = ()) -> list[str]:
+def expand_policies(
+    compare: list[str], models: tuple[str, ...] = (), probe: bool = False
+) -> list[str]:
     """The study's ``policies.compare`` names as evaluated policies: ``learned`` is its three
-    deployments, ``always`` one ``always_<model>`` per model (with more than one model); the
-    references are always evaluated."""
+    deployments (and ``learned_probe`` with a probe), ``always`` one ``always_<model>`` per
+    model (with more than one model); the references (and with a probe ``oracle_probe``) are
+    always evaluated."""
     wanted = set(compare) | set(REFERENCES)
     if "learned" in wanted:
-        wanted |= set(LEARNED)
+        wanted |= set(LEARNED) | set(CEILING) | ({"learned_probe"} if probe else set())
+    if probe:
+        wanted.add("oracle_probe")
     names = [p for p in POLICIES if p in wanted]
     distinct = list(dict.fromkeys(models))
     if "always" in wanted and len(distinct) > 1:
@@ -148,11 +160,15 @@ class EvaluationSummary:
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TestSet:
-    """The test instances of every fold, pooled (instance_id order), and each fold's inputs."""
+    """The test instances of every fold, pooled (instance_id order), and what each fold's
+    policies see of them in each menu."""
 
     outcomes: OutcomeMatrix
     folds: list[Fold]
-    inputs: dict[int, Inputs]
+    menus: dict[str, np.ndarray]
+    """Per menu, its actions' column positions."""
+    inputs: dict[tuple[str, int], Inputs]
+    """Per (menu, fold): the fold's test inputs, restricted to the menu's actions."""
     positions: dict[int, np.ndarray]
     """Per fold, the rows of its test instances in ``outcomes``."""
     fold_of: np.ndarray
@@ -166,27 +182,31 @@ class TestSet:
 
 @dataclass
 class PolicyRun:
-    """One evaluated policy (and CatBoost seed): its fitted policy in every fold."""
+    """One evaluated policy (and CatBoost seed) of one menu: its fitted policy in every fold."""
 
     name: str
     seed: int | None
     by_fold: dict[int, Policy]
+    menu: str = "static"
 
     def allocate(self, test: TestSet, budget: float) -> tuple[np.ndarray, dict[int, Decision]]:
-        """The pooled (n, K) weights at ``budget`` and each fold's decision."""
+        """The pooled (n, K) weights at ``budget`` (zero outside the menu) and each fold's
+        decision."""
         weights = np.zeros(test.outcomes.acc.shape)
+        columns = test.menus[self.menu]
         decisions = {}
         for fold, policy in self.by_fold.items():
-            decision = policy.allocate(test.inputs[fold], budget)
-            weights[test.positions[fold]] = decision.weights
+            decision = policy.allocate(test.inputs[(self.menu, fold)], budget)
+            weights[np.ix_(test.positions[fold], columns)] = decision.weights
             decisions[fold] = decision
         return weights, decisions
 
 
 def read_test_set(
-    backend, study: Study, run_id: int, table: FeatureTable
+    backend, study: Study, run_id: int, tables: dict[str, FeatureTable]
 ) -> tuple[TestSet, OutcomeMatrix]:
-    """The pooled test set (with every fold's planned costs) and all the run's outcomes."""
+    """The pooled test set (with every fold's planned costs) and all the run's outcomes;
+    ``tables``: the features each menu's policies see."""
     everything = read_outcomes(backend, run_outcomes(backend, run_id))
     splits = backend.to_pyarrow(backend.table("splits").filter(ibis._.run_id == run_id))
     folds = folds_of(splits)
@@ -194,6 +214,10 @@ def read_test_set(
         raise StudyError(
             f"run {run_id} has no train or test split: evaluate needs the learn stage first"
         )
+    actions = backend.to_pyarrow(
+        backend.table("actions").filter(ibis._.run_id == run_id).order_by("action_id")
+    )
+    menus = action_menus(actions)
     planners = read_planners(backend, run_id)
     pooled = np.sort(np.concatenate([f.test for f in folds]))
     test = everything.subset(pooled)
@@ -202,13 +226,16 @@ def read_test_set(
     planned = np.zeros(test.acc.shape)
     for fold in folds:
         rows = np.searchsorted(pooled, fold.test)
-        frame = table.frame(fold.test)
-        fold_planned = planners[fold.fold].planned(frame, test.known[rows])
-        inputs[fold.fold] = Inputs(fold.test, frame, fold_planned)
+        fold_planned = planners[fold.fold].planned(
+            tables["static"].frame(fold.test), test.known[rows]
+        )
+        for menu, columns in menus.items():
+            frame = tables[menu].frame(fold.test)
+            inputs[(menu, fold.fold)] = Inputs(fold.test, frame, fold_planned[:, columns])
         positions[fold.fold] = rows
         fold_of[rows] = fold.fold
         planned[rows] = fold_planned
-    return TestSet(test, folds, inputs, positions, fold_of, planned), everything
+    return TestSet(test, folds, menus, inputs, positions, fold_of, planned), everything
 
 
 def policy_runs(backend, run_id: int, wanted: list[str]) -> list[PolicyRun]:
@@ -220,23 +247,48 @@ def policy_runs(backend, run_id: int, wanted: list[str]) -> list[PolicyRun]:
             if name in wanted:
                 runs.setdefault(name, PolicyRun(name, None, {})).by_fold[fold] = policy
     out = [runs[name] for name in wanted if name in runs]
-    if not any(p in wanted for p in LEARNED):
+    learned = [(d, "static") for d in LEARNED if d in wanted]
+    if "learned_probe" in wanted:
+        learned.append(("learned_probe", "probe"))
+    if not learned:
         return out
-    classifiers: dict[tuple[int, int], dict[float, object]] = {}
+    classifiers: dict[tuple[str, int, int], dict[float, object]] = {}
     for policy in read_policies(backend, run_id):
-        classifiers.setdefault((policy.seed, policy.fold), {})[policy.budget] = policy
-    seeds = sorted({seed for seed, _ in classifiers})
-    for deployment in LEARNED:
-        if deployment not in wanted:
-            continue
+        key = (policy.menu, policy.seed, policy.fold)
+        classifiers.setdefault(key, {})[policy.budget] = policy
+    seeds = sorted({seed for _, seed, _ in classifiers})
+    for name, menu in learned:
+        deployment = "learned_batch" if name == "learned_probe" else name
         for seed in seeds:
             by_fold = {
-                fold: LearnedDeployment(deployment, classifiers[(s, fold)])
-                for s, fold in classifiers
-                if s == seed
+                fold: LearnedDeployment(deployment, classifiers[(m, s, fold)])
+                for m, s, fold in classifiers
+                if s == seed and m == menu
             }
-            out.append(PolicyRun(deployment, seed, by_fold))
+            if by_fold:
+                out.append(PolicyRun(name, seed, by_fold, menu))
+    if "label_known" in wanted:
+        out.append(_label_known(backend, run_id, classifiers, seeds[0]))
     return out
+
+
+def _label_known(backend, run_id: int, classifiers: dict, seed: int) -> PolicyRun:
+    """The ceiling reference: the first seed's static classifiers told the test labels."""
+    rows = backend.to_pyarrow(
+        backend.table("oracle_labels")
+        .filter((ibis._.run_id == run_id) & (ibis._.split == "test") & (ibis._.menu == "static"))
+        .select("fold", "budget", "instance_id", "action_id")
+    ).to_pylist()
+    labels: dict[int, dict[float, dict[int, int]]] = {}
+    for row in rows:
+        by_budget = labels.setdefault(row["fold"], {})
+        by_budget.setdefault(row["budget"], {})[row["instance_id"]] = row["action_id"]
+    by_fold = {
+        fold: LabelKnown(classifiers[("static", seed, fold)], labels[fold])
+        for m, s, fold in classifiers
+        if m == "static" and s == seed
+    }
+    return PolicyRun("label_known", None, by_fold)
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,6 +310,13 @@ class References:
     binding: bool
     noise: OracleNoise | None = None
     """The oracle's gain apparent and held out (``toolkit.noise``)."""
+
+    def for_menu(self, labels: tuple[np.ndarray, np.ndarray]) -> References:
+        """The same references with another menu's oracle labels and lambda*."""
+        from dataclasses import replace
+
+        columns, lambdas = labels
+        return replace(self, labels=columns, lambda_=lambdas)
 
 
 def _per_instance(
@@ -485,16 +544,35 @@ def matched_weights(
 
 
 def _oracle_run(
-    test: TestSet, grid: tuple[float, ...]
+    test: TestSet, grid: tuple[float, ...], menu: str = "static"
 ) -> tuple[Curve, dict[float, solve.Allocation]]:
-    """The oracle solved on the pooled test outcomes at every grid budget."""
-    allocations = solve.solve_columns(test.outcomes.columns(), list(grid), clip=True)
+    """The oracle of one menu solved on the pooled test outcomes at every grid budget."""
+    menu_outcomes = test.outcomes.columns_subset(test.menus[menu])
+    allocations = solve.solve_columns(menu_outcomes.columns(), list(grid), clip=True)
     curve = Curve()
     by_budget = {}
     for budget, allocation in zip(grid, allocations, strict=True):
         curve.add(test, budget, test.outcomes.weights(allocation.assignment))
         by_budget[budget] = allocation
     return curve, by_budget
+
+
+def _write_oracle(writer, test, refs, bootstrap, name: str, allocation) -> None:
+    """The oracle of a menu at one budget as a policy row (its realised cost is B: matched)."""
+    weights = test.outcomes.weights(allocation.assignment)
+    writer.allocation(test, refs, bootstrap, name, None, weights, weights)
+    writer.setting(
+        name,
+        refs.budget,
+        None,
+        None,
+        "test_outcomes",
+        "lambda",
+        float(allocation.lambda_),
+        None,
+        "argmax_a acc - lambda cost, solved on the test outcomes (upper bound)",
+        MatchedMix(refs.budget, refs.budget, 1.0),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,19 +585,26 @@ def evaluate(
     write the tables (see the module docstring)."""
     summary = EvaluationSummary()
     start = time.perf_counter()
-    table = read_features(backend, run_id, study)
-    test, everything = read_test_set(backend, study, run_id, table)
-    grid = run_budget_grid(study, everything)
+    tables = {"static": read_features(backend, run_id, study)}
+    probe = study.probe_model is not None
+    if probe:
+        tables["probe"] = read_features(backend, run_id, study, probe=True)
+    test, everything = read_test_set(backend, study, run_id, tables)
+    grid = run_budget_grid(study, everything.columns_subset(test.menus["static"]))
     models = _action_models(backend, run_id)
-    wanted = expand_policies(list(study.policies.compare), models)
+    wanted = expand_policies(list(study.policies.compare), models, probe)
     runs = policy_runs(backend, run_id, wanted)
-    labels = _test_labels(backend, run_id, test)
+    labels = {menu: _test_labels(backend, run_id, test, menu) for menu in test.menus}
     bootstrap = PairedBootstrap(test.n, resamples, study.study.seed, test.fold_of)
+    names = _action_names(backend, run_id)
     summary.seconds["read"] = time.perf_counter() - start
 
     start = time.perf_counter()
     budgets = list(study.budgets.values)
-    oracle_curve, oracle_at = _oracle_run(test, grid)
+    oracles = {"oracle": _oracle_run(test, grid)}
+    if probe:
+        oracles["oracle_probe"] = _oracle_run(test, grid, "probe")
+    oracle_at = oracles["oracle"][1]
     solve.write_allocations(backend, run_id, [oracle_at[b] for b in budgets], scope="test")
     curves = {(r.name, r.seed): Curve() for r in runs}
     for run in runs:
@@ -533,27 +618,20 @@ def evaluate(
     by_name = {(r.name, r.seed): r for r in runs}
     for budget in budgets:
         refs = _references(
-            test, labels, budget, oracle_at[budget], by_name, curves, _action_names(backend, run_id)
+            test, labels["static"], budget, oracle_at[budget], by_name, curves, names
         )
+        by_menu = {menu: refs.for_menu(labels[menu][budget]) for menu in test.menus}
         writer.noise(refs, bootstrap)
-        oracle_weights = test.outcomes.weights(oracle_at[budget].assignment)
-        writer.allocation(test, refs, bootstrap, "oracle", None, oracle_weights, oracle_weights)
-        writer.setting(
-            "oracle",
-            budget,
-            None,
-            None,
-            "test_outcomes",
-            "lambda",
-            float(oracle_at[budget].lambda_),
-            None,
-            "argmax_a acc - lambda cost, solved on the test outcomes (upper bound)",
-            MatchedMix(budget, budget, 1.0),
-        )
+        for name, (_curve, at) in oracles.items():
+            _write_oracle(
+                writer, test, by_menu[MENU_OF.get(name, "static")], bootstrap, name, at[budget]
+            )
         for run in runs:
             weights, decisions = run.allocate(test, budget)
             matched, mix = matched_weights(run, test, curves[(run.name, run.seed)], budget)
-            writer.allocation(test, refs, bootstrap, run.name, run.seed, weights, matched)
+            writer.allocation(
+                test, by_menu[run.menu], bootstrap, run.name, run.seed, weights, matched
+            )
             for fold, decision in decisions.items():
                 writer.setting(
                     run.name,
@@ -570,15 +648,16 @@ def evaluate(
     summary.seconds["policies_and_metrics"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    writer.curves(oracle_curve, "oracle", None)
-    for (name, seed), curve in curves.items():
+    every = [(name, None, curve) for name, (curve, _at) in oracles.items()]
+    every += [(name, seed, curve) for (name, seed), curve in curves.items()]
+    for name, seed, curve in every:
         writer.curves(curve, name, seed)
-    writer.summaries(
-        test, [("oracle", None, oracle_curve), *((n, s, c) for (n, s), c in curves.items())]
-    )
+    writer.summaries(test, every)
     writer.planned_costs(test)
     if any(run.name in LEARNED for run in runs):
-        writer.learning = learning_curve(backend, study, run_id, table, test, labels, by_name)
+        writer.learning = learning_curve(
+            backend, study, run_id, tables["static"], test, labels["static"], by_name
+        )
     summary.rows.update(writer.write(backend, run_id))
     summary.evaluations, summary.regret = writer.evaluations, writer.regret
     summary.summaries = writer.summary_rows
@@ -600,11 +679,14 @@ def _action_models(backend, run_id: int) -> tuple[str, ...]:
     return tuple(actions.column("model").to_pylist())
 
 
-def _test_labels(backend, run_id: int, test: TestSet) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """Per budget: each pooled test instance's oracle label (a column index) and lambda*."""
+def _test_labels(
+    backend, run_id: int, test: TestSet, menu: str = "static"
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Per budget: each pooled test instance's oracle label in a menu (a column index among
+    all actions) and lambda*."""
     rows = backend.to_pyarrow(
         backend.table("oracle_labels")
-        .filter((ibis._.run_id == run_id) & (ibis._.split == "test"))
+        .filter((ibis._.run_id == run_id) & (ibis._.split == "test") & (ibis._.menu == menu))
         .select("budget", "instance_id", "action_id", "lambda_star")
         .order_by(["budget", "instance_id"])
     )
@@ -642,7 +724,20 @@ def _references(
         matched["best_fixed"],
         matched["uniform"],
         oracle.binding,
-        oracle_noise(o, budget, oracle_weights, weights_of["best_fixed"], action_names),
+        _static_noise(test, budget, oracle_weights, weights_of["best_fixed"], action_names),
+    )
+
+
+def _static_noise(test, budget, oracle_weights, fixed_weights, action_names) -> OracleNoise | None:
+    """The static oracle's noise, on the static menu's actions only (the probe menu's have no
+    truth or halves of their own: their samples follow the probe's)."""
+    columns = test.menus["static"]
+    return oracle_noise(
+        test.outcomes.columns_subset(columns),
+        budget,
+        oracle_weights[:, columns],
+        None if fixed_weights is None else fixed_weights[:, columns],
+        [action_names[c] for c in columns],
     )
 
 
@@ -668,6 +763,7 @@ def learning_curve(
             & (ibis._.fold == fold.fold)
             & (ibis._.budget == budget)
             & (ibis._.split == "train")
+            & (ibis._.menu == "static")
         )
         .order_by("instance_id")
     )
@@ -679,16 +775,22 @@ def learning_curve(
         )
     )
     fit_ids = training_sample(fold.train, study.learn.max_train_rows, study.study.seed, fold.fold)
-    everything = read_outcomes(backend, run_outcomes(backend, run_id)).subset(fit_ids)
+    everything = (
+        read_outcomes(backend, run_outcomes(backend, run_id))
+        .subset(fit_ids)
+        .columns_subset(test.menus["static"])
+    )
     rng = np.random.Generator(
         np.random.PCG64(np.random.SeedSequence([study.study.seed, _LEARNING_CURVE_STREAM]))
     )
     order = rng.permutation(len(fit_ids))
-    inputs, rows = test.inputs[fold.fold], test.positions[fold.fold]
+    inputs, rows = test.inputs[("static", fold.fold)], test.positions[fold.fold]
     o = test.outcomes
     columns, lambdas = labels[budget]
     best_fixed = runs[("best_fixed", None)].by_fold[fold.fold].allocate(inputs, budget).weights
-    best_fixed_acc = float((best_fixed * o.acc[rows]).sum(axis=1).mean())
+    static = test.menus["static"]  # the first columns: labels index them alike
+    acc = o.acc[np.ix_(rows, static)]
+    best_fixed_acc = float((best_fixed * acc).sum(axis=1).mean())
     out = []
     for share in LEARNING_CURVE_SHARES:
         chosen = np.sort(order[: max(1, round(share * len(fit_ids)))])
@@ -707,7 +809,7 @@ def learning_curve(
             fold=fold.fold,
         )
         weights = policy.decide(inputs, budget, "learned_batch").weights
-        accuracy = float((weights * o.acc[rows]).sum(axis=1).mean())
+        accuracy = float((weights * acc).sum(axis=1).mean())
         out.append(
             {
                 "fold": fold.fold,

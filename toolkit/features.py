@@ -69,11 +69,14 @@ _BASE_FEATURES: tuple[FeatureInfo, ...] = (
     FeatureInfo("question_words_per_sentence", "numeric", "n_question_words / n_sentences"),
 )
 _PROBE_FEATURES: tuple[FeatureInfo, ...] = (
-    FeatureInfo(
-        "probe_entropy", "numeric", "answer entropy (nats) of one cheap probe call", "probe"
-    ),
-    FeatureInfo("probe_agreement", "numeric", "top-answer share of that probe call", "probe"),
+    FeatureInfo("probe_entropy", "numeric", "entropy (nats) of the probe's answers", "probe"),
+    FeatureInfo("probe_agreement", "numeric", "share of the probe on its top answer", "probe"),
+    FeatureInfo("probe_margin", "numeric", "that share minus the second answer's", "probe"),
+    FeatureInfo("probe_answered", "numeric", "share of the probe that gave an answer", "probe"),
+    FeatureInfo("probe_tokens", "numeric", "mean output tokens of the probe's samples", "probe"),
+    FeatureInfo("probe_correct", "numeric", "a verifier: did a probe sample succeed", "probe"),
 )
+PROBE_FEATURES = tuple(info.name for info in _PROBE_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ class FeatureSpec:
     categorical: tuple[str, ...] = ()
     text: bool = False
     groups: tuple[str, ...] = GROUPS
+    probe: bool = False
+    """Whether the probe's features are seen: only by policies that pay for the probe."""
 
     def infos(self) -> tuple[FeatureInfo, ...]:
         """Every feature, in column order (those of unseen groups left out)."""
@@ -120,7 +125,8 @@ class FeatureSpec:
             )
             for name in self.categorical
         )
-        every = _BASE_FEATURES + text + signals + mean + _PROBE_FEATURES + declared
+        probe = _PROBE_FEATURES if self.probe else ()
+        every = _BASE_FEATURES + text + signals + mean + probe + declared
         return tuple(info for info in every if info.group in self.groups)
 
     def names(self) -> list[str]:
@@ -151,7 +157,11 @@ def _per(numerator: ir.Value, denominator: ir.Value) -> ir.FloatingValue:
 
 
 def instance_features(
-    instances: ir.Table, *, n_signals: int, spec: FeatureSpec | None = None
+    instances: ir.Table,
+    *,
+    n_signals: int,
+    spec: FeatureSpec | None = None,
+    probes: ir.Table | None = None,
 ) -> ir.Table:
     """One row per instance: ``instance_id`` and the features of ``spec`` (by default the
     built-in ones for ``n_signals`` signals: ``feature_names(n_signals)``).
@@ -159,9 +169,15 @@ def instance_features(
     ``instances``: rows of the ``instances`` table (one run). Ratios with a zero or null
     denominator are null; ``signal_k`` is null where an instance has fewer than k signals; a
     declared feature is the entry of ``declared_numeric`` / ``declared_categorical`` at its
-    position in the study's order."""
+    position in the study's order; the probe's features come from ``probes`` (that table's rows
+    of the run), joined by instance."""
     spec = spec or FeatureSpec(n_signals)
     t = instances
+    if spec.probe:
+        if probes is None:
+            raise ValueError("the probe's features need the probes table")
+        probe = probes.select("instance_id", *PROBE_FEATURES)
+        t = t.left_join(probe, "instance_id").select(t, *(probe[name] for name in PROBE_FEATURES))
     numbers = {
         "level": t.level.cast("float64"),
         "prompt_tokens": t.prompt_tokens.cast("float64"),
@@ -180,8 +196,9 @@ def instance_features(
         numbers[f"signal_{k + 1}"] = t.difficulty_signals[k].cast("float64")
     if spec.n_signals:
         numbers["signal_mean"] = t.difficulty_signals.means().cast("float64")
-    numbers["probe_entropy"] = t.probe_entropy.cast("float64")
-    numbers["probe_agreement"] = t.probe_agreement.cast("float64")
+    if spec.probe:
+        for name in PROBE_FEATURES:
+            numbers[name] = t[name].cast("float64")
     for k, name in enumerate(spec.numeric):
         numbers[name] = t.declared_numeric[k].cast("float64")
     columns = {

@@ -130,6 +130,23 @@ class OutcomeMatrix:
         np.add.at(out, (rows, cols), assignment.column("weight").to_numpy())
         return out
 
+    def columns_subset(self, columns: np.ndarray) -> OutcomeMatrix:
+        """The outcomes of some of the actions (column positions)."""
+
+        def cols(matrix: np.ndarray | None) -> np.ndarray | None:
+            return None if matrix is None else matrix[:, columns]
+
+        return OutcomeMatrix(
+            self.instance_ids,
+            self.action_ids[columns],
+            self.acc[:, columns],
+            self.cost[:, columns],
+            self.known[:, columns],
+            cols(self.acc_true),
+            cols(self.acc_half_a),
+            cols(self.acc_half_b),
+        )
+
     def columns(self) -> dict[str, np.ndarray]:
         """The long form (instance_id, action_id, acc, cost) the solver takes."""
         n, k = self.acc.shape
@@ -223,7 +240,7 @@ class FeatureTable:
 
 
 def feature_spec(
-    backend: ibis.BaseBackend, run_id: int, study: Study | None
+    backend: ibis.BaseBackend, run_id: int, study: Study | None, probe: bool = False
 ) -> features.FeatureSpec:
     """The run's features: its signals and text (from the data), its declared feature columns
     and the groups ``[learn] features`` lets the policy see (from the study)."""
@@ -236,28 +253,46 @@ def feature_spec(
         return features.FeatureSpec(n_signals, text=text)
     declared = DeclaredFeatures.of(study)
     return features.FeatureSpec(
-        n_signals, declared.numeric, declared.categorical, text, tuple(study.learn.features)
+        n_signals,
+        declared.numeric,
+        declared.categorical,
+        text,
+        tuple(study.learn.features),
+        probe=probe and study.probe_model is not None,
     )
 
 
 def read_features(
-    backend: ibis.BaseBackend, run_id: int, study: Study | None = None
+    backend: ibis.BaseBackend, run_id: int, study: Study | None = None, probe: bool = False
 ) -> FeatureTable:
-    """Every instance's features (instance_id order) and the feature names."""
-    spec = feature_spec(backend, run_id, study)
+    """Every instance's features (instance_id order) and the feature names; with ``probe``,
+    the probe's too (``probes``)."""
+    spec = feature_spec(backend, run_id, study, probe)
     instances = run_instances(backend, run_id)
-    wide = backend.to_pyarrow(
-        features.instance_features(instances, n_signals=spec.n_signals, spec=spec).order_by(
-            "instance_id"
-        )
+    probes = backend.table("probes").filter(ibis._.run_id == run_id) if spec.probe else None
+    query = features.instance_features(
+        instances, n_signals=spec.n_signals, spec=spec, probes=probes
     )
+    wide = backend.to_pyarrow(query.order_by("instance_id"))
     return FeatureTable(wide, spec.names(), spec)
 
 
-def run_budget_grid(study: Study, outcomes: OutcomeMatrix) -> tuple[float, ...]:
-    """The run's budgets (``toolkit.budgets``) over the mean-cost range of its outcomes."""
-    low = float(outcomes.cost.min(axis=1).mean())
-    high = float(outcomes.cost.max(axis=1).mean())
+def action_menus(actions: pa.Table) -> dict[str, np.ndarray]:
+    """Per menu, the column positions of its actions (actions in action_id order)."""
+    menus = np.asarray(actions.column("menu").to_pylist(), dtype=object)
+    return {menu: np.flatnonzero(menus == menu) for menu in dict.fromkeys(menus.tolist())}
+
+
+def run_budget_grid(
+    study: Study, outcomes: OutcomeMatrix, actions: pa.Table | None = None
+) -> tuple[float, ...]:
+    """The run's budgets (``toolkit.budgets``) over the mean-cost range of its static
+    outcomes."""
+    cost = outcomes.cost
+    if actions is not None:
+        cost = cost[:, action_menus(actions)["static"]]
+    low = float(cost.min(axis=1).mean())
+    high = float(cost.max(axis=1).mean())
     return budget_grid(study.budgets.values, study.budgets.grid, low, high)
 
 
@@ -287,6 +322,10 @@ class _RunData:
     outcomes: OutcomeMatrix
     grid: tuple[float, ...]
     action_models: tuple[str, ...]
+    menus: dict[str, np.ndarray]
+    """Per menu (``actions.menu``), its actions' column positions."""
+    probe_features: FeatureTable | None = None
+    """The features with the probe's (policies of the probe menu see them)."""
 
 
 def learn(
@@ -309,7 +348,7 @@ def learn(
     split_table = assign_splits(instances, study.split, study.study.seed)
     summary.add("splits", db.append(backend, "splits", split_table, run_id))
     everything = read_outcomes(backend, run_outcomes(backend, run_id))
-    models = backend.to_pyarrow(
+    actions = backend.to_pyarrow(
         backend.table("actions").filter(ibis._.run_id == run_id).order_by("action_id")
     )
     data = _RunData(
@@ -318,8 +357,10 @@ def learn(
         run_id,
         table,
         everything,
-        run_budget_grid(study, everything),
-        tuple(models.column("model").to_pylist()),
+        run_budget_grid(study, everything, actions),
+        tuple(actions.column("model").to_pylist()),
+        action_menus(actions),
+        read_features(backend, run_id, study, probe=True) if study.probe_model else None,
     )
     for fold in folds_of(split_table):
         for name, ids in (("train", fold.train), ("validation", fold.validation)):
@@ -338,54 +379,93 @@ def train_scope(fold: int, folds: int) -> str:
 
 
 def _learn_fold(data: _RunData, fold: Fold, decoder: str, summary: LearnSummary) -> None:
-    backend, study, run_id = data.backend, data.study, data.run_id
+    """One fold: the cost planner, then per menu the oracle labels and the policies."""
+    study = data.study
     fit_ids = training_sample(fold.train, study.learn.max_train_rows, study.study.seed, fold.fold)
     train = data.outcomes.subset(fit_ids)
     frame = data.features.frame(fit_ids)
     planner = fit_cost_planner(frame, train.known, train.cost, seed=study.study.seed)
-    summary.add(
-        "cost_planners",
-        db.append(
-            backend,
-            "cost_planners",
-            db.records(backend, "cost_planners", [_planner_row(planner, fold.fold)]),
-            run_id,
-        ),
-    )
+    _append(data, summary, "cost_planners", [_planner_row(planner, fold.fold)])
+    for menu, columns in data.menus.items():
+        _learn_menu(data, fold, menu, columns, planner, fit_ids, decoder, summary)
 
+
+def _append(data: _RunData, summary: LearnSummary, table: str, rows: list[dict]) -> None:
+    records = db.records(data.backend, table, rows)
+    summary.add(table, db.append(data.backend, table, records, data.run_id))
+
+
+def _learn_menu(
+    data: _RunData,
+    fold: Fold,
+    menu: str,
+    columns: np.ndarray,
+    planner: CostPlanner,
+    fit_ids: np.ndarray,
+    decoder: str,
+    summary: LearnSummary,
+) -> None:
+    """One menu of one fold: its training oracle at every budget (labels for the classifier,
+    the action mix for ``random``), its baselines (the static menu's) and its classifiers."""
+    backend, study, run_id = data.backend, data.study, data.run_id
     budgets = list(study.budgets.values)
-    outcomes = run_outcomes(backend, run_id)
+    ids = data.outcomes.action_ids[columns].tolist()
+    outcomes = run_outcomes(backend, run_id).filter(ibis._.action_id.isin(ids))
     train_outcomes = split_outcomes(outcomes, run_splits(backend, run_id), fold.fold, "train")
     solved = solve.solve_budgets(backend, train_outcomes, [*budgets, *data.grid], clip=True)
     allocations, grid_solutions = solved[: len(budgets)], solved[len(budgets) :]
-    solve.write_allocations(
-        backend, run_id, allocations, scope=train_scope(fold.fold, study.split.folds)
-    )
-    labels = _fold_labels(data, fold, budgets, allocations)
+    if menu == "static":  # the other menus' training solutions live in their labels
+        scope = train_scope(fold.fold, study.split.folds)
+        solve.write_allocations(backend, run_id, allocations, scope=scope)
+    labels = _fold_labels(data, fold, budgets, allocations, outcomes, menu)
     summary.add("oracle_labels", db.append(backend, "oracle_labels", labels, run_id))
 
-    train_full = data.outcomes.subset(fold.train)
+    table = data.features if menu == "static" else data.probe_features
+    frame = table.frame(fit_ids)
+    train = data.outcomes.subset(fit_ids).columns_subset(columns)
+    planned = planner.planned(data.features.frame(fit_ids), data.outcomes.subset(fit_ids).known)
+    train_full = data.outcomes.subset(fold.train).columns_subset(columns)
     mixes = {
         budget: train_full.weights(allocation.assignment).mean(axis=0)
         for budget, allocation in zip(data.grid, grid_solutions, strict=True)
     }
     training = TrainingSet(
-        Inputs(fit_ids, frame, planner.planned(frame, train.known)),
+        Inputs(fit_ids, frame, planned[:, columns]),
         train.acc,
         train.cost,
         train.action_ids,
-        data.action_models,
+        tuple(data.action_models[c] for c in columns),
         oracle_mix=mixes.__getitem__,
     )
-    states = [_state_row(p, fold.fold) for p in fit_baselines(training, data.grid, study)]
-    summary.add(
-        "policy_states",
-        db.append(backend, "policy_states", db.records(backend, "policy_states", states), run_id),
+    if menu == "static":
+        states = [_state_row(p, fold.fold) for p in fit_baselines(training, data.grid, study)]
+        _append(data, summary, "policy_states", states)
+    _fit_classifiers(
+        data, fold, menu, table, training, allocations, labels, planner, decoder, summary
     )
 
+
+def _fit_classifiers(
+    data: _RunData,
+    fold: Fold,
+    menu: str,
+    table: FeatureTable,
+    training: TrainingSet,
+    allocations: list[solve.Allocation],
+    labels: pa.Table,
+    planner: CostPlanner,
+    decoder: str,
+    summary: LearnSummary,
+) -> None:
+    """One classifier per budget and CatBoost seed on the menu's training labels, each priced
+    on the validation split for every grid budget it serves."""
+    study, budgets = data.study, list(data.study.budgets.values)
+    columns = np.searchsorted(data.outcomes.action_ids, training.action_ids)
     validation = data.outcomes.subset(fold.validation)
-    validation_frame = data.features.frame(fold.validation)
-    validation_planned = planner.planned(validation_frame, validation.known)
+    validation_frame = table.frame(fold.validation)
+    static_frame = data.features.frame(fold.validation)
+    validation_planned = planner.planned(static_frame, validation.known)[:, columns]
+    fit_ids = training.inputs.instance_ids
     model_rows, importance_rows = [], []
     for budget, allocation in zip(budgets, allocations, strict=True):
         mine = labels.filter(pa.compute.equal(labels.column("budget"), budget))
@@ -400,16 +480,17 @@ def _learn_fold(data: _RunData, fold: Fold, decoder: str, summary: LearnSummary)
         served = [g for g in data.grid if nearest_budget(budgets, g) == budget]
         for seed in study.learn.seeds:
             policy = fit_policy(
-                frame,
+                training.inputs.frame,
                 y,
-                train.acc,
-                train.action_ids,
+                training.acc,
+                training.action_ids,
                 budget=budget,
                 lambda_=allocation.lambda_,
                 seed=seed,
                 spec=study.learn,
                 fold=fold.fold,
                 decoder=decoder,
+                menu=menu,
             )
             for target in served:
                 policy.calibrations[target] = policy.calibrate(
@@ -419,29 +500,18 @@ def _learn_fold(data: _RunData, fold: Fold, decoder: str, summary: LearnSummary)
             summary.fit_seconds.append(policy.fit_seconds)
             model_rows.append(_model_row(policy, len(fit_ids)))
             for name, value in zip(policy.feature_names, policy.importances(), strict=True):
-                importance_rows.append((fold.fold, budget, seed, name, float(value)))
-    summary.add(
-        "policy_models",
-        db.append(
-            backend, "policy_models", db.records(backend, "policy_models", model_rows), run_id
-        ),
-    )
-    summary.add(
-        "feature_importance",
-        db.append(
-            backend,
-            "feature_importance",
-            db.records(
-                backend,
-                "feature_importance",
-                [
-                    {"fold": f, "budget": b, "seed": s, "feature": n, "importance": v}
-                    for f, b, s, n, v in importance_rows
-                ],
-            ),
-            run_id,
-        ),
-    )
+                importance_rows.append(
+                    {
+                        "fold": fold.fold,
+                        "menu": menu,
+                        "budget": budget,
+                        "seed": seed,
+                        "feature": name,
+                        "importance": float(value),
+                    }
+                )
+    _append(data, summary, "policy_models", model_rows)
+    _append(data, summary, "feature_importance", importance_rows)
 
 
 def fit_baselines(
@@ -469,7 +539,12 @@ def fit_baselines(
 
 
 def _fold_labels(
-    data: _RunData, fold: Fold, budgets: list[float], allocations: list[solve.Allocation]
+    data: _RunData,
+    fold: Fold,
+    budgets: list[float],
+    allocations: list[solve.Allocation],
+    outcomes: ir.Table,
+    menu: str,
 ) -> pa.Table:
     """The oracle label of every instance of the fold at each budget's lambda*: the solver's
     hard labels on train (its mixed instances resolved as ``solve.oracle_labels`` does), the
@@ -479,8 +554,8 @@ def _fold_labels(
     for name, ids in (("train", fold.train), ("validation", fold.validation), ("test", fold.test)):
         role[np.searchsorted(fold_ids, ids)] = name
     # every fold holds every instance (as train, validation or test)
-    outcomes = run_outcomes(data.backend, data.run_id)
-    matrix = data.outcomes
+    columns = data.menus[menu]
+    matrix = data.outcomes.columns_subset(columns)
     parts = []
     for budget, allocation in zip(budgets, allocations, strict=True):
         everything = oracle_label_table(data.backend, outcomes, allocation.lambda_, matrix)
@@ -498,6 +573,7 @@ def _fold_labels(
             pa.table(
                 {
                     "fold": pa.array(np.full(n, fold.fold), pa.int32()),
+                    "menu": pa.array([menu] * n, pa.string()),
                     "budget": pa.array(np.full(n, budget), pa.float64()),
                     "instance_id": pa.array(ids, pa.int64()),
                     "split": pa.array(role[np.searchsorted(fold_ids, ids)].astype(str)),
@@ -543,6 +619,7 @@ def _planner_row(planner: CostPlanner, fold: int) -> dict:
         "shift": planner.shift.tolist() if len(planner.shift) else None,
         "model_format": "cbm" if data is not None else "none",
         "model": data,
+        "modelled": None if planner.modelled is None else planner.modelled.tolist(),
     }
 
 
@@ -562,6 +639,7 @@ def _model_row(policy: LearnedPolicy, train_rows: int) -> dict:
     cal = [policy.calibrations[b] for b in budgets]
     return {
         "fold": policy.fold,
+        "menu": policy.menu,
         "budget": policy.budget,
         "seed": policy.seed,
         "lambda_star": policy.lambda_,
@@ -593,6 +671,7 @@ def read_planners(backend: ibis.BaseBackend, run_id: int) -> dict[int, CostPlann
             np.asarray(row["mean_variable"], dtype=np.float64),
             np.asarray(row["shift"] or [], dtype=np.float64),
             row["model"],
+            None if row["modelled"] is None else np.asarray(row["modelled"], dtype=bool),
         )
         for row in rows
     }
@@ -617,17 +696,16 @@ def read_policies(backend: ibis.BaseBackend, run_id: int) -> list[LearnedPolicy]
     table = backend.to_pyarrow(
         backend.table("policy_models")
         .filter(ibis._.run_id == run_id)
-        .order_by(["fold", "budget", "seed"])
+        .order_by(["fold", "menu", "budget", "seed"])
     )
-    actions = np.sort(
-        backend.to_pyarrow(
-            backend.table("actions").filter(ibis._.run_id == run_id).select("action_id")
-        )
-        .column("action_id")
-        .to_numpy()
-    ).astype(np.int32)
+    listed = backend.to_pyarrow(
+        backend.table("actions").filter(ibis._.run_id == run_id).order_by("action_id")
+    )
+    menu_of = np.asarray(listed.column("menu").to_pylist(), dtype=object)
+    every = listed.column("action_id").to_numpy().astype(np.int32)
     out = []
     for row in table.to_pylist():
+        actions = every[menu_of == row["menu"]]
         calibrations = {
             b: PriceCalibration(low, high, mix, b, cost)
             for b, low, high, mix, cost in zip(
@@ -650,6 +728,7 @@ def read_policies(backend: ibis.BaseBackend, run_id: int) -> list[LearnedPolicy]
                 feature_names=tuple(row["feature_names"]),
                 model=load_model(row["model"]),
                 fold=row["fold"],
+                menu=row["menu"],
                 params=json.loads(row["params"]),
                 fit_seconds=row["fit_seconds"],
                 decoder=row["decoder"],

@@ -96,6 +96,8 @@ class LearnedPolicy:
     model: Any | None
     """The CatBoostClassifier, or None when every training label is the same action."""
     fold: int = 0
+    menu: str = "static"
+    """The actions it chooses among (``actions.menu``)."""
     params: dict = field(default_factory=dict)
     fit_seconds: float = 0.0
     decoder: str = DEFAULT_DECODER
@@ -205,6 +207,7 @@ def fit_policy(
     spec: LearnSpec,
     fold: int = 0,
     decoder: str = DEFAULT_DECODER,
+    menu: str = "static",
 ) -> LearnedPolicy:
     """Fit the classifier on the training split's features and oracle labels (action ids);
     ``acc``: the training instances' (n, K) accuracies, for the decoder's class curves."""
@@ -237,6 +240,7 @@ def fit_policy(
         feature_names=tuple(frame.columns),
         model=model,
         fold=fold,
+        menu=menu,
         params=params,
         fit_seconds=time.perf_counter() - start,
         decoder=decoder,
@@ -271,6 +275,7 @@ class LearnedDeployment(Policy):
 
 
 __all__ = [
+    "LabelKnown",
     "DECODERS",
     "DEFAULT_DECODER",
     "DEPLOYMENTS",
@@ -281,3 +286,41 @@ __all__ = [
     "load_model",
     "nearest_budget",
 ]
+
+
+@dataclass
+class LabelKnown(Policy):
+    """A reference, not a deployment: the learned policy's decoder told each test instance's
+    oracle label, as a perfect classifier would be. Its score is the mean training accuracy
+    curve of the instances with that label, priced on the batch: what the features could buy
+    at best if they predicted the label exactly (the features' ceiling)."""
+
+    classifiers: dict[float, LearnedPolicy]
+    labels: dict[float, dict[int, int]]
+    """Per declared budget, each test instance's oracle label (an action id)."""
+    name: ClassVar[str] = "label_known"
+
+    def allocate(self, inputs: Inputs, budget: float) -> Decision:
+        declared = nearest_budget(list(self.classifiers), budget)
+        policy = self.classifiers[declared]
+        label_of = self.labels[declared]
+        column = np.searchsorted(
+            policy.action_ids, [label_of[int(i)] for i in inputs.instance_ids.tolist()]
+        )
+        probabilities = np.zeros((len(inputs), len(policy.action_ids)))
+        probabilities[np.arange(len(inputs)), column] = 1.0
+        scores = policy.scores(probabilities)
+        unseen = ~np.isin(column, policy.classes)  # a label no training instance had
+        if unseen.any():
+            scores[unseen] = policy.class_accuracy.mean(axis=0)
+        calibration = calibrate_price(
+            scores, inputs.planned_cost, budget, min_price=policy.min_price()
+        )
+        return Decision(
+            priced_weights(scores, inputs.planned_cost, calibration),
+            "test_outcomes",
+            "mu",
+            calibration.price,
+            calibration.mix,
+            "the decoder told the oracle label (a ceiling reference, not deployable)",
+        )

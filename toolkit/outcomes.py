@@ -214,16 +214,38 @@ def pass_at_b(n: np.ndarray, n_correct: np.ndarray, b: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # The actions and the outcomes table
 # --------------------------------------------------------------------------------------------
+MENUS = ("static", "probe")
+"""The action menus: ``static`` (b samples of a model, decided before any is drawn) and
+``probe`` (after the probe, ``toolkit.probe``). A policy chooses within one menu."""
+
+
 def action_table(study: Study) -> pa.Table:
-    """Every model x b, cheapest first within a model (action ids in that order)."""
-    rows = [(spec.name, b) for spec in study.models for b in sorted(study.actions.samples)]
+    """Every model x b, cheapest first within a model (action ids in that order); with a probe
+    (``[probe] samples = k``) then the probe's actions: b >= k samples of the probe model, the
+    probe's k reused, and every other model's action after the probe."""
+    rows = [
+        (f"{spec.name}@b={b}", spec.name, b, "static", 0)
+        for spec in study.models
+        for b in sorted(study.actions.samples)
+    ]
+    k, probe_model = study.probe.samples, study.probe_model
+    if probe_model is not None:
+        probe = f"{probe_model}@probe(k={k})"
+        for spec in study.models:
+            for b in sorted(study.actions.samples):
+                if spec.name == probe_model and b >= k:
+                    rows.append((f"{probe}+{b - k}" if b > k else probe, spec.name, b, "probe", k))
+                elif spec.name != probe_model:
+                    rows.append((f"{probe},then {spec.name}@b={b}", spec.name, b, "probe", k))
     return pa.table(
         {
             "action_id": pa.array(range(len(rows)), pa.int32()),
-            "name": [f"{model}@b={b}" for model, b in rows],
-            "model": [model for model, _ in rows],
-            "b": pa.array([b for _, b in rows], pa.int32()),
+            "name": [row[0] for row in rows],
+            "model": [row[1] for row in rows],
+            "b": pa.array([row[2] for row in rows], pa.int32()),
             "aggregation": [study.actions.aggregation] * len(rows),
+            "menu": [row[3] for row in rows],
+            "probe_samples": pa.array([row[4] for row in rows], pa.int32()),
         }
     )
 
@@ -286,7 +308,7 @@ def estimate_outcomes(
     """
     actions = action_table(study)
     aggregation = study.actions.aggregation
-    prompts = _Prompts(prompt_tokens)
+    prompts = Prompts(prompt_tokens)
     parts = []
     for spec in study.models:
         model = resolve_model(spec)
@@ -297,7 +319,7 @@ def estimate_outcomes(
         instance_ids = mine.column("instance_id").to_numpy()
         n = mine.column("n").to_numpy()
         n_correct = mine.column("n_correct").to_numpy()
-        usage = _Usage.of(mine, instance_ids, prompts)
+        usage = Usage.of(mine, instance_ids, prompts)
         if aggregation == "majority":
             distinct_n, distinct_correct, distinct_wrong, inverse = _profile_keys(mine)
         del mine
@@ -312,7 +334,9 @@ def estimate_outcomes(
                 p_wrong.flatten().to_numpy().reshape(len(t), -1),
             )
         part = _ModelOutcomes(instance_ids)
-        for row in actions.filter(pa.compute.equal(actions.column("model"), spec.name)).to_pylist():
+        static = pa.compute.equal(actions.column("menu"), "static")
+        mine = pa.compute.and_(pa.compute.equal(actions.column("model"), spec.name), static)
+        for row in actions.filter(mine).to_pylist():
             b = row["b"]
             if aggregation == "majority":
                 acc = majority_vote_accuracy(distinct_correct, distinct_wrong, distinct_n, b)[
@@ -412,7 +436,7 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
     return pa.concat_tables(tables).sort_by(order)
 
 
-class _Prompts:
+class Prompts:
     """Prompt tokens by instance id (missing: 0), looked up with a sorted array, not a dict."""
 
     def __init__(self, prompt_tokens: pa.Table) -> None:
@@ -430,7 +454,7 @@ class _Prompts:
 
 
 @dataclass(frozen=True)
-class _Usage:
+class Usage:
     """What one sample of a model cost on each instance: mean output tokens, the prompt's tokens
     (logged, else the instance's prompt length) and the logged dollar cost (NaN where unknown)."""
 
@@ -439,7 +463,7 @@ class _Usage:
     logged_cost: np.ndarray
 
     @classmethod
-    def of(cls, profiles: pa.Table, instance_ids: np.ndarray, prompts: _Prompts) -> _Usage:
+    def of(cls, profiles: pa.Table, instance_ids: np.ndarray, prompts: Prompts) -> Usage:
         def column(name: str) -> np.ndarray:
             if name not in profiles.column_names:  # profiles built without logged usage
                 return np.full(profiles.num_rows, np.nan)
@@ -450,7 +474,7 @@ class _Usage:
         return cls(column("mean_tokens"), prompt, column("mean_cost"))
 
 
-def action_cost(actions, b: int, usage: _Usage, model) -> tuple[np.ndarray, np.ndarray]:
+def action_cost(actions, b: int, usage: Usage, model) -> tuple[np.ndarray, np.ndarray]:
     """(cost, known cost) of b samples of a model on each instance, in ``actions.cost``.
 
     The known part is what is known before any sample is drawn, so a policy can plan with it:

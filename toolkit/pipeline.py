@@ -25,6 +25,7 @@ from toolkit.ingest import ingest
 from toolkit.learn import learn
 from toolkit.noise import half_outcomes
 from toolkit.outcomes import action_table, answer_profiles, estimate_outcomes
+from toolkit.probe import probe_outcomes
 from toolkit.report import write_report
 from toolkit.simulate import simulate
 from toolkit.solve import solve_budgets, write_allocations
@@ -117,6 +118,15 @@ def write_outcomes(
             outcomes = _with_halves(outcomes, study, backend.to_pyarrow(samples), prompts)
         if logged:
             outcomes = _with_logged(outcomes, actions, logged)
+        if study.probe_model is not None:  # the probe's actions and features (toolkit.probe)
+            model = study.probe_model
+            probed, probes = probe_outcomes(
+                study, backend.to_pyarrow(samples.filter(ibis._.model == model)), prompts, outcomes
+            )
+            outcomes = pa.concat_tables([outcomes, probed], promote_options="default").sort_by(
+                [("instance_id", "ascending"), ("action_id", "ascending")]
+            )
+            result.rows["probes"] = db.append(backend, "probes", probes, run_id)
         result.rows["actions"] = db.append(backend, "actions", actions, run_id)
         result.rows["outcomes"] = db.append(backend, "outcomes", outcomes, run_id)
 

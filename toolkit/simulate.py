@@ -19,9 +19,9 @@ Generative model, per dataset preset and instance i:
 
 Observable features correlate with the standardized difficulty d_i at the declared
 ``feature_strength`` rho: each count feature f uses its own ``s_f = rho d_i + sqrt(1-rho^2) e_f``.
-The noisy difficulty signals are ``d_i + sigma_k e_k``, and the probe features are the entropy
-and top share of ``probe_samples`` fresh answers from the first model (an "answer entropy from
-one cheap call").
+The noisy difficulty signals are ``d_i + sigma_k e_k``. There is no free probe: a probe
+(``[probe]``) takes some of the stored samples, and the policies that see it pay for them
+(``toolkit.probe``).
 
 Random streams are derived from the study seed with ``numpy.random.SeedSequence`` keyed by
 (dataset, model, purpose), so the same study and seed give the same tables bit for bit.
@@ -42,7 +42,7 @@ from toolkit.presets import DATASET_PRESETS, level_accuracy_targets, level_logit
 CHUNK_INSTANCES = 65_536
 """Instances per generated sample batch: bounds memory at any scale (about 30 MB a batch)."""
 
-_INSTANCE_STREAM, _MODEL_STREAM, _PROBE_STREAM = 0, 1, 2
+_INSTANCE_STREAM, _MODEL_STREAM = 0, 1
 
 
 @dataclass(frozen=True)
@@ -140,10 +140,6 @@ def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> Sim
     for k, noise in enumerate(sim.signal_noise):
         signals[:, k] = difficulty + noise * rng.standard_normal(n)
 
-    probe_rng = _rng(study, dataset_index, _PROBE_STREAM)
-    probe = _draw_answers(probe_rng, p_correct[first], wrong_shares, sim.probe_samples)
-    probe_entropy, probe_agreement = _answer_entropy(probe, sim.wrong_answers + 1)
-
     ids = np.arange(first_id, first_id + n, dtype=np.int64)
     levels = np.asarray(preset.level_values, dtype=np.int16)[level_index]
     subjects = pa.DictionaryArray.from_arrays(
@@ -168,8 +164,6 @@ def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> Sim
                 pa.array(np.arange(n + 1, dtype=np.int32) * signals.shape[1]),
                 pa.array(signals.ravel(), pa.float64()),
             ),
-            "probe_entropy": probe_entropy,
-            "probe_agreement": probe_agreement,
         }
     )
 
@@ -214,16 +208,6 @@ def _draw_answers(
         codes += v >= wrong_cdf[:, j : j + 1]
     codes = np.minimum(codes, wrong_shares.shape[1])
     return np.where(is_wrong, codes, 0).astype(np.int16)
-
-
-def _answer_entropy(answers: np.ndarray, n_codes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Entropy (nats) and top share of each row's answer histogram."""
-    counts = np.zeros((answers.shape[0], n_codes), dtype=np.float64)
-    np.add.at(counts, (np.arange(answers.shape[0])[:, None], answers), 1.0)
-    shares = counts / answers.shape[1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = -np.where(shares > 0, shares * np.log(shares), 0.0).sum(axis=1)
-    return entropy, shares.max(axis=1)
 
 
 def _sample_batches(data: SimulatedDataset) -> Iterator[pa.RecordBatch]:

@@ -1,4 +1,5 @@
--- Which policy to deploy at each budget? Per run and budget, every policy except the oracle
+-- Which policy to deploy at each budget? Per run and budget, every deployable policy (not the
+-- oracles, not the label_known ceiling)
 -- ranked by its accuracy at the same realised spend (matched_accuracy: realised mean cost = B),
 -- with its paired gain over best_fixed and that gain's verdict, the share of the oracle's gain
 -- it captures and the cost its own B-priced allocation actually spent (learned policies: the
@@ -24,7 +25,7 @@ ranked as (
                 matched_accuracy is null, within_budget desc, matched_accuracy desc, policy
         ) as rank
     from frontier
-    where policy <> 'oracle'
+    where policy not like 'oracle%' and policy <> 'label_known'
 ),
 
 final as (

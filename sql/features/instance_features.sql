@@ -13,7 +13,7 @@
 --   n_latex, latex_per_token
 --   n_question_words, question_words_per_sentence
 --   signal_1, signal_2, signal_mean   the declared noisy difficulty signals and their mean
---   probe_entropy, probe_agreement    answer entropy and top share of one cheap probe call
+-- (The probe's features, of runs with a probe, come from the probes table.)
 -- Ratios with a zero or null denominator are null.
 with
 
@@ -42,9 +42,7 @@ final as (
             as question_words_per_sentence,
         difficulty_signals[1] as signal_1,
         difficulty_signals[2] as signal_2,
-        list_avg(difficulty_signals) as signal_mean,
-        probe_entropy::double as probe_entropy,
-        probe_agreement::double as probe_agreement
+        list_avg(difficulty_signals) as signal_mean
     from instance_rows
 )
 

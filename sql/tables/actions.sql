@@ -1,5 +1,7 @@
--- The action set: which model, how many samples b, and how they are aggregated.
--- Key: (run_id, action_id). Action ids order actions by cost (cheaper first).
+-- The action set: which model, how many samples b, and how they are aggregated. Key:
+-- (run_id, action_id). Static actions first, by model then b; with a probe ([probe]), then the
+-- probe's actions (toolkit/probe.py): b >= k of the probe model with its k samples reused, and
+-- every other model's action after the probe; their cost includes the probe's.
 create table if not exists actions (
     run_id integer not null,           -- the run (runs.run_id)
     action_id integer not null,        -- the action; ids order actions by cost, cheaper first
@@ -7,5 +9,7 @@ create table if not exists actions (
     model varchar not null,            -- [[models]].name sampled
     b integer not null,                -- number of samples
     aggregation varchar not null,      -- majority | pass
+    menu varchar not null,             -- static | probe: the policies that may choose it
+    probe_samples integer not null,    -- k samples of the probe this action follows; 0 static
     primary key (run_id, action_id)
 );

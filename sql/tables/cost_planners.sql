@@ -11,5 +11,6 @@ create table if not exists cost_planners (
     shift double[],                    -- catboost: added to the rescaled predictions per action
     model_format varchar not null,     -- cbm (a CatBoostRegressor, MultiRMSE) | none
     model blob,                        -- the regressor of variable cost / mean_variable; or null
+    modelled boolean[],                -- catboost: per action id, predicted by the regressor (else its mean)
     primary key (run_id, fold)
 );

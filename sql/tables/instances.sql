@@ -17,8 +17,6 @@ create table if not exists instances (
     n_latex integer,                   -- LaTeX commands (\frac, \sqrt, ...)
     n_question_words integer,          -- what, how, find, compute, ...
     difficulty_signals double[],       -- simulation: declared noisy difficulty signals
-    probe_entropy double,              -- answer entropy of a cheap probe call (nats)
-    probe_agreement double,            -- top answer share of that probe
     declared_numeric double[],         -- [datasets.features] numeric values, in the study's order
     declared_categorical varchar[]     -- [datasets.features] categorical values, likewise
 );

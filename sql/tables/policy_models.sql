@@ -1,5 +1,5 @@
 -- The fitted CatBoost classifiers of the learned policy: one per fold, budget and CatBoost
--- seed, trained on the fold's training oracle labels. Key: (run_id, fold, budget, seed).
+-- seed, trained on the fold's training oracle labels. Key: (run_id, fold, menu, budget, seed).
 -- The model bytes are CatBoost's binary format (what a .cbm file holds; load with
 -- toolkit.learned.load_model or CatBoostClassifier().load_model). Class k of the model's
 -- output is the action classes[k]. The priced deployments pick
@@ -12,6 +12,7 @@
 create table if not exists policy_models (
     run_id integer not null,           -- the run (runs.run_id)
     fold integer not null,             -- splits.fold
+    menu varchar not null,             -- the actions chosen among: static | probe (actions.menu)
     budget double not null,            -- target mean cost of the labels, in runs.cost_unit
     seed bigint not null,              -- CatBoost random_seed ([learn].seeds)
     lambda_star double not null,       -- lambda*(B) of the labels (the fold's training split)
@@ -29,5 +30,5 @@ create table if not exists policy_models (
     params varchar not null,           -- JSON: the CatBoost parameters
     model_format varchar not null,     -- cbm | constant (every training label the same action)
     model blob,                        -- the model; null when constant
-    primary key (run_id, fold, budget, seed)
+    primary key (run_id, fold, menu, budget, seed)
 );

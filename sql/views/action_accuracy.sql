@@ -9,6 +9,7 @@
 --   model           the model sampled
 --   b               the number of samples
 --   aggregation     majority | pass
+--   menu            static | probe: probe actions follow [probe]'s k samples and include them
 --   n_instances     instances with an outcome for this action
 --   mean_acc        mean of outcomes.acc, the accuracy estimated from the stored samples
 --   mean_acc_true   mean of outcomes.acc_true, the true accuracy (null for real data)
@@ -45,6 +46,7 @@ final as (
         a.model,
         a.b,
         a.aggregation,
+        a.menu,
         p.n_instances,
         p.mean_acc,
         p.mean_acc_true,

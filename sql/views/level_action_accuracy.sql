@@ -9,6 +9,7 @@
 --   action          its name, e.g. qwen2.5-7b@b=4
 --   model           the model sampled
 --   b               the number of samples
+--   menu            static | probe: probe actions follow [probe]'s k samples and include them
 --   n_instances     instances of this dataset and level
 --   mean_acc        mean estimated accuracy
 --   mean_acc_true   mean true accuracy (null for real data)
@@ -51,6 +52,7 @@ final as (
         a.name as action,
         a.model,
         a.b,
+        a.menu,
         p.n_instances,
         p.mean_acc,
         p.mean_acc_true,

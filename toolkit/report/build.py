@@ -55,6 +55,7 @@ from toolkit.report.read import (
     learning_curve_info,
     level_accuracy_info,
     level_cost_info,
+    noise_rows,
     policy_points,
     regret_info,
     run_info,
@@ -105,6 +106,7 @@ def _frontier_section(
         folds=folds,
         test_instances=_scalar(_view(backend, "splits", run_id).filter(_.split == "test").count()),
         summary=summary_info(backend, run_id),
+        noise=noise_rows(backend, run_id),
         chart=_chart(
             f"{prefix}frontier",
             "Accuracy against realised cost, and the gain over best_fixed at matched spend",

@@ -35,6 +35,9 @@ MUTED = "#52606d"
 GRID = "#d9dee4"
 POLICY_STYLE: dict[str, tuple[str, str]] = {
     "oracle": ("#111827", "-"),
+    "oracle_probe": ("#111827", ":"),
+    "label_known": ("#a16207", ":"),
+    "learned_probe": ("#0e7490", "-"),
     "learned_calibrated": ("#1d4ed8", "-"),
     "learned_batch": ("#60a5fa", "--"),
     "learned_argmax": ("#7c3aed", ":"),

@@ -134,6 +134,9 @@ class PolicyPoint:
     oracle_share: float | None
     oracle_share_ci_low: float | None
     oracle_share_ci_high: float | None
+    oracle_share_heldout: float | None
+    oracle_share_heldout_ci_low: float | None
+    oracle_share_heldout_ci_high: float | None
     imitation_accuracy: float
     balanced_accuracy: float | None
     lagrangian_regret: float
@@ -171,6 +174,23 @@ class HeadlineBudget:
     label: str
     binding: bool
     rows: tuple[HeadlineRow, ...]
+
+
+@dataclass(frozen=True)
+class NoiseRow:
+    """The oracle's gain at one budget on the evidence it chose on and on held-out evidence
+    (table ``oracle_noise``)."""
+
+    budget: float
+    evidence: str
+    actions: str
+    apparent_gain: float | None
+    heldout_gain: float | None
+    heldout_gain_ci_low: float | None
+    heldout_gain_ci_high: float | None
+    noise_share: float | None
+    noise_share_ci_low: float | None
+    noise_share_ci_high: float | None
 
 
 @dataclass(frozen=True)
@@ -332,6 +352,7 @@ class FrontierSection:
     folds: int
     test_instances: int
     summary: SummaryInfo
+    noise: tuple[NoiseRow, ...]
     chart: Chart
 
 

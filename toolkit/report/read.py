@@ -25,6 +25,7 @@ from toolkit.report.context import (
     LearningCurvePoint,
     LevelAccuracyInfo,
     LevelCostInfo,
+    NoiseRow,
     Panel,
     PolicyPoint,
     RegretInfo,
@@ -40,6 +41,9 @@ _ = ibis._
 
 POLICY_ORDER = (
     "oracle",
+    "label_known",
+    "oracle_probe",
+    "learned_probe",
     "learned_batch",
     "learned_calibrated",
     "learned_argmax",
@@ -146,8 +150,11 @@ def _training(backend: ibis.BaseBackend, run_id: int, config: dict) -> str:
 
 
 def action_accuracy_rows(backend: ibis.BaseBackend, run_id: int) -> tuple[ActionAccuracyRow, ...]:
-    """Every action's mean cost and accuracy over all instances (view ``action_accuracy``)."""
-    rows = _rows(_view(backend, "action_accuracy", run_id).order_by("action_id"))
+    """Every static action's mean cost and accuracy over all instances (view
+    ``action_accuracy``; a probe action's numbers follow the probe, policies show them)."""
+    rows = _rows(
+        _view(backend, "action_accuracy", run_id).filter(_.menu == "static").order_by("action_id")
+    )
     return tuple(
         ActionAccuracyRow(
             action=r["action"],
@@ -165,7 +172,9 @@ def level_accuracy_info(backend: ibis.BaseBackend, run_id: int) -> tuple[LevelAc
     """Per model, the mean accuracy of each b per dataset and level (view
     ``level_action_accuracy``)."""
     rows = _rows(
-        _view(backend, "level_action_accuracy", run_id).order_by(["model", "dataset", "level", "b"])
+        _view(backend, "level_action_accuracy", run_id)
+        .filter(_.menu == "static")
+        .order_by(["model", "dataset", "level", "b"])
     )
     several = len({r["dataset"] for r in rows}) > 1
     by_model: dict[str, dict[str, list[tuple[float, float]]]] = {}
@@ -275,6 +284,13 @@ def headline(
             )
         )
     return tuple(out)
+
+
+def noise_rows(backend: ibis.BaseBackend, run_id: int) -> tuple[NoiseRow, ...]:
+    """The oracle's gain apparent and held out, per budget (table ``oracle_noise``)."""
+    fields = NoiseRow.__dataclass_fields__
+    rows = _rows(_view(backend, "oracle_noise", run_id).order_by("budget"))
+    return tuple(NoiseRow(**{k: v for k, v in r.items() if k in fields}) for r in rows)
 
 
 def summary_info(backend: ibis.BaseBackend, run_id: int) -> SummaryInfo | None:
