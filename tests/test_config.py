@@ -40,7 +40,7 @@ BAD_STUDIES = {
     ),
     "negative count": (
         DEFAULT.replace("samples_per_instance = 48", "samples_per_instance = -48"),
-        "estimation.samples_per_instance: Input should be greater than 0",
+        "estimation.samples_per_instance: Input should be greater than or equal to 1",
     ),
     "negative budget": (
         DEFAULT.replace("values = [2.0,", "values = [-2.0,"),
@@ -62,6 +62,50 @@ BAD_STUDIES = {
     "simulated data, a model without preset or targets": (
         DEFAULT.replace('preset = "qwen2.5-7b"', ""),
         "models[0].accuracy: no value for dataset preset 'math' (model 'qwen2.5-7b')",
+    ),
+    "tokens beyond 64 bits of cost": (
+        DEFAULT.replace(
+            'preset = "qwen2.5-7b"', 'preset = "qwen2.5-7b"\noutput_tokens = { math = 1.9e9 }'
+        ),
+        "models[0].output_tokens.math: Input should be less than or equal to 1000000",
+    ),
+    "a typo'd dataset key": (
+        DEFAULT.replace(
+            'preset = "qwen2.5-7b"', 'preset = "qwen2.5-7b"\naccuracy = { maths = 0.7 }'
+        ),
+        "models[0]: accuracy: 'maths' is not a dataset preset",
+    ),
+    "infinite noise": (
+        DEFAULT.replace("signal_noise = [0.75, 1.5]", "signal_noise = [inf]"),
+        "simulation.signal_noise[0]: Input should be a finite number",
+    ),
+    "infinite concentration": (
+        DEFAULT.replace("wrong_concentration = 0.3", "wrong_concentration = inf"),
+        "simulation.wrong_concentration: Input should be a finite number",
+    ),
+    "infinite slope": (
+        DEFAULT.replace('preset = "qwen2.5-7b"', 'preset = "qwen2.5-7b"\nlevel_slope = inf'),
+        "models[0].level_slope: Input should be a finite number",
+    ),
+    "infinite budget": (
+        DEFAULT.replace("values = [2.0,", "values = [inf,"),
+        "budgets.values[0]: Input should be a finite number",
+    ),
+    "a trillion instances": (
+        DEFAULT.replace("instances = 5000", "instances = 1000000000000"),
+        "datasets[0].instances: Input should be less than or equal to 100000000",
+    ),
+    "a trillion iterations": (
+        DEFAULT.replace("iterations = 100", "iterations = 1000000000000"),
+        "learn.iterations: Input should be less than or equal to 100000",
+    ),
+    "an infeasible budget": (
+        DEFAULT.replace("values = [2.0,", "values = [0.5,"),
+        "budgets.values[0]: budget 0.5 is infeasible: with cost in samples",
+    ),
+    "repeated seeds": (
+        DEFAULT.replace("seeds = [0, 1, 2]", "seeds = [0, 0]"),
+        "learn: seeds has repeated values: [0, 0]",
     ),
     "simulated data, a model without output tokens": (
         DEFAULT.replace('preset = "qwen2.5-7b"', "accuracy = { math = 0.6 }"),
@@ -172,3 +216,25 @@ def test_every_shipped_study_dumps_to_a_config_that_validates_to_the_same_hash()
         again = parse_study(study.model_dump(mode="json"), str(path))
         assert again == study, path.name
         assert again.config_hash() == study.config_hash(), path.name
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [("utf-16", "line 1: not UTF-8"), ("latin-1", "line 7: not UTF-8")],
+)
+def test_a_study_file_not_in_utf8_is_named_with_its_line(encoding, expected, tmp_path):
+    study_file = tmp_path / "bad.toml"
+    study_file.write_bytes(
+        DEFAULT.replace('description = "', 'description = "caf\u00e9 ').encode(encoding)
+    )
+    done = run_cli("validate", str(study_file), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: {study_file}: {expected}"), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_byte_order_mark_is_tolerated(tmp_path):
+    study_file = tmp_path / "bom.toml"
+    study_file.write_bytes(DEFAULT.encode("utf-8-sig"))
+    done = run_cli("validate", str(study_file), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr

@@ -279,7 +279,9 @@ def test_a_failing_spark_run_leaves_no_database_and_no_staged_tables(tmp_path):
         make_study(
             study={"name": "fails", "seed": 3},
             datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 300}],
-            budgets={"values": [0.5]},  # below the cheapest action: no policy can meet it
+            # half a token: below the cheapest action, known only once the data are (solve)
+            actions={"cost": "tokens"},
+            budgets={"values": [0.5]},
         ),
         SPARK,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -33,6 +35,7 @@ def tiny_study(base_dir: Path, dataset: dict, **sections: dict) -> Study:
     data["models"] = [{"name": "m1", "accuracy": {}, "output_tokens": {}}]
     data["actions"] = {"samples": [1, 2], "aggregation": "pass", "cost": "samples"}
     data["estimation"] = {"samples_per_instance": 4}
+    data["budgets"] = {"values": [1.5, 2.0]}
     data.update(sections)
     return parse_study(data, "<tiny study>", base_dir=base_dir)
 
@@ -192,6 +195,11 @@ MALFORMED = {
         "id,n,n_correct\nq1,4,1\nq2,1,0\n",
         "counts.csv: id 'q2' has 1 sample(s) from model 'm1'; actions.samples needs at least b = 2",
     ),
+    "fewer samples than declared": (
+        "counts.csv",
+        "id,n,n_correct\nq1,3,1\nq2,3,0\nq3,2,1\n",
+        "counts.csv (dataset 'tiny') holds at most 3 samples per instance and model: declare 3",
+    ),
     "metadata without an id": (
         "meta.jsonl",
         GOOD_METADATA.splitlines(keepends=True)[0],
@@ -306,7 +314,7 @@ def test_long_samples_code_answers_per_instance_and_count_tokens(tmp_path):
             "prompt_overhead_tokens": 10,
         },
         actions={"samples": [1, 3], "aggregation": "majority", "cost": "tokens"},
-        estimation={"samples_per_instance": 3, "tokenizer": "approx"},
+        estimation={"samples_per_instance": 4, "tokenizer": "approx"},
     )
     (data,) = ingest(study)
     assert data.instances.column("source_id").to_pylist() == ["a", "b"]
@@ -353,6 +361,7 @@ def test_parquet_samples_with_one_model_and_flags(tmp_path):
             "model": "m1",
             "columns": {"id": "id", "correct": "ok", "tokens": "n_tokens", "text": "question"},
         },
+        estimation={"samples_per_instance": 2},
     )
     (data,) = ingest(study)
     assert data.instances.column("source_id").to_pylist() == ["7", "8"]
@@ -372,6 +381,7 @@ def test_text_features_follow_the_documented_rules(tmp_path):
             "model": "m1",
             "columns": {"id": "id", "n": "n", "n_correct": "c", "text": "q"},
         },
+        estimation={"samples_per_instance": 2},
     )
     (data,) = ingest(study)
     features = data.instances.select(
@@ -431,6 +441,7 @@ def wide_study(base_dir: Path, **sections: dict) -> Study:
     }
     models = [{"name": name, "accuracy": {}, "output_tokens": {}} for name in ("m1", "m2")]
     actions = {"samples": [1], "aggregation": "pass", "cost": "usd"}
+    sections = {"estimation": {"samples_per_instance": 1}, **sections}
     return tiny_study(base_dir, data, models=models, actions=actions, **sections)
 
 
@@ -455,7 +466,10 @@ def test_wide_logs_check_every_model_column(tmp_path):
     ("change", "expected"),
     [
         (
-            {"actions": {"samples": [1, 2], "aggregation": "majority", "cost": "samples"}},
+            {
+                "actions": {"samples": [1, 2], "aggregation": "majority", "cost": "samples"},
+                "estimation": {"samples_per_instance": 2},
+            },
             "a majority vote over b = 2 samples needs their answers",
         ),
         (
@@ -546,3 +560,65 @@ def test_simulated_datasets_dump_as_before():
         parse_study({**default_study_dict(), "datasets": [without_count]}).datasets[0].instances
         == 5000
     )
+
+
+VALIDATED_STUDY = """\
+[study]
+name = "validate-reads"
+
+[[datasets]]
+name = "tiny"
+source = "counts"
+path = "counts.csv"
+model = "m1"
+columns = {{ id = "id", n = "n", n_correct = "n_correct" }}
+
+[[models]]
+name = "m1"
+
+[actions]
+samples = [1, 2]
+aggregation = "pass"
+
+[estimation]
+samples_per_instance = {declared}
+
+[budgets]
+values = [1.5]
+"""
+
+
+@pytest.mark.parametrize(
+    ("counts", "declared", "expected"),
+    [
+        (None, 4, "datasets[0].path: no such file"),
+        ("id,n,n_correct\nq1,4,1\nq2,4,9\n", 4, "row 2: n_correct = 9"),
+        (GOOD_COUNTS, 8, "estimation.samples_per_instance = 8, but"),
+    ],
+)
+def test_validate_reads_the_data_as_run_does(counts, declared, expected, tmp_path):
+    """`stl validate` and `stl run` never disagree: both read the data before writing."""
+    study_file = tmp_path / "study.toml"
+    study_file.write_text(VALIDATED_STUDY.format(declared=declared))
+    if counts is not None:
+        (tmp_path / "counts.csv").write_text(counts)
+    for command in (["validate", str(study_file)], ["run", str(study_file), "--out", "out"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "toolkit", *command],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 2, done.stderr
+        assert expected in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "counts.csv").write_text(GOOD_COUNTS)
+    study_file.write_text(VALIDATED_STUDY.format(declared=4))
+    done = subprocess.run(
+        [sys.executable, "-m", "toolkit", "validate", str(study_file)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "read 1 data file(s), 3 instances" in done.stderr

@@ -189,6 +189,7 @@ def _outcome_study(cost: str, models: int = 1):
         models=[{"name": f"m{i}", "preset": "qwen2.5-7b"} for i in range(models)],
         actions={"samples": [1, 2, 3], "cost": cost},
         estimation={"samples_per_instance": 4},
+        budgets={"values": [1.5, 2.0]},
     )
 
 

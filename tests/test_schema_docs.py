@@ -75,6 +75,18 @@ def test_documented_columns_are_exactly_the_columns_duckdb_creates():
         assert list(doc.columns) == actual, doc.name
 
 
+DANGLING = ("the", "a", "an", "or", "and", "(in", "with")
+
+
+def test_no_column_description_stops_mid_sentence():
+    """A description continued on comment-only lines keeps them (a merge once dropped them)."""
+    for doc in db.schema_documentation():
+        for column, text in doc.columns.items():
+            last = text.rstrip().split()[-1].lower()
+            assert last not in DANGLING, f"{doc.name}.{column}: {text!r}"
+            assert text.count("(") == text.count(")"), f"{doc.name}.{column}: {text!r}"
+
+
 def test_create_schema_reapplies_changed_or_missing_comments(tmp_path):
     path = tmp_path / "old.duckdb"
     backend = db.connect(path)

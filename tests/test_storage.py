@@ -124,10 +124,10 @@ def test_a_run_failing_midway_leaves_nothing_behind(small_study, tmp_path):
     with pytest.raises(StudyError, match="budget 0.5 is infeasible"):
         run_study(bad, tmp_path)
     assert _snapshot(tmp_path / "study.duckdb") == before
-    # into a new folder: no database file is left at all
+    # into a new folder: no database file, nor the folder, is left at all
     with pytest.raises(StudyError):
-        run_study(bad, tmp_path / "fresh")
-    assert not (tmp_path / "fresh" / "study.duckdb").exists()
+        run_study(bad, tmp_path / "fresh" / "out")
+    assert not (tmp_path / "fresh").exists()
 
 
 def _digest_all(path):

@@ -55,6 +55,8 @@ def open_read_only(database: str | Path) -> ibis.BaseBackend:
     try:
         backend = db.connect(path, read_only=True)
     except (duckdb.IOException, duckdb.ConnectionException) as error:
+        if "not a valid DuckDB database" in str(error):
+            raise StudyError(f"{path}: not a DuckDB database (--db names a study.duckdb)") from None
         # another process (IOException) or this one (ConnectionException) holds it for writing
         raise StudyError(
             f"{path}: cannot open read-only while a study writes to it: {error}"
@@ -81,10 +83,27 @@ def available_views(backend: ibis.BaseBackend) -> list[str]:
     return [name for name in view_names() if name in names]
 
 
-def query_rows(database: str | Path, sql: str) -> list[dict[str, Any]]:
-    """Run one SQL query on a study database opened read-only; its rows as dicts."""
+def sandbox(con: duckdb.DuckDBPyConnection, allow_files: str | Path | None = None) -> None:
+    """Lock a connection to the database it has open: no other file (``attach``, ``copy ...
+    to``, ``read_csv``), no extension install or load, and the configuration locked so a query
+    cannot undo it. ``allow_files`` opens one folder (and what is under it) to file access."""
+    if allow_files is not None:
+        folder = Path(allow_files).resolve()
+        if not folder.is_dir():
+            raise StudyError(f"--allow-files {allow_files}: not a folder")
+        con.execute("set allowed_directories = ?", [[f"{folder}/"]])
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
+
+
+def query_rows(
+    database: str | Path, sql: str, allow_files: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Run SQL on a study database opened read-only, sandboxed (``sandbox``): its last
+    statement's rows as dicts."""
     backend = open_read_only(database)
     try:
+        sandbox(db.raw(backend), allow_files)
         try:
             cursor = db.raw(backend).execute(sql)
         except duckdb.Error as error:
@@ -97,14 +116,17 @@ def query_rows(database: str | Path, sql: str) -> list[dict[str, Any]]:
         backend.disconnect()
 
 
-def run_sql_file(sql_file: str | Path, database: str | Path) -> list[dict[str, Any]]:
-    """Run an analysis file (e.g. ``sql/analyses/*.sql``) on a study database, read-only."""
+def run_sql_file(
+    sql_file: str | Path, database: str | Path, allow_files: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Run an analysis file (e.g. ``sql/analyses/*.sql``) on a study database, read-only and
+    sandboxed: it reads the database and, with ``allow_files``, files under that folder."""
     path = Path(sql_file)
     try:
         text = path.read_text()
     except OSError as error:
         raise StudyError(f"{path}: cannot read SQL file: {error.strerror}") from None
-    return query_rows(database, text)
+    return query_rows(database, text, allow_files)
 
 
 HEADLINE_SQL = "analyses/best_policy_per_budget.sql"
@@ -328,6 +350,7 @@ __all__ = [
     "open_read_only",
     "query_rows",
     "run_sql_file",
+    "sandbox",
     "sqlalchemy_url",
     "view_names",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,13 +145,20 @@ def simulate(study: StudyArg = None, out: OutOpt = Path("out"), engine: EngineOp
 
 @app.command()
 def validate(study: Annotated[Path, typer.Argument(help="A study TOML file.")]) -> None:
-    """Check a study file and print its resolved settings (models with their presets applied)."""
+    """Check a study file, and the data files it imports, as `stl run` would before it writes
+    anything; print the resolved settings (models with their presets applied)."""
     import dataclasses
     import json
 
     from toolkit.config import resolve_model
+    from toolkit.ingest import ingest
 
     parsed = load_study(study)
+    imported = [d for d in parsed.datasets if d.source != "simulate"]
+    if imported:  # the same reading and checks as the run's ingest stage; nothing is written
+        data = ingest(parsed)
+        counted = sum(d.instances.num_rows for d in data)
+        _say(f"{study}: read {len(imported)} data file(s), {counted:,} instances")
     _say(f"{study}: valid (config hash {parsed.config_hash()})")
     settings = parsed.model_dump(mode="json")
     settings["models"] = [
@@ -185,11 +193,19 @@ def report(
 def sql(
     file: Annotated[Path, typer.Argument(help="A SQL file, e.g. sql/analyses/*.sql.")],
     db: DbOpt = Path("out/study.duckdb"),
+    allow_files: Annotated[
+        Path | None,
+        typer.Option(
+            "--allow-files",
+            help="A folder the SQL may read files from (read_csv, read_parquet; and copy to).",
+        ),
+    ] = None,
 ) -> None:
-    """Run a SQL file on a study database (read-only) and print the rows as a table."""
+    """Run a SQL file on a study database (read-only, no other file, no extension install) and
+    print the rows as a table."""
     from toolkit.bi import format_table, run_sql_file
 
-    typer.echo(format_table(run_sql_file(file, db)))
+    typer.echo(format_table(run_sql_file(file, db, allow_files)))
 
 
 @app.command()
@@ -301,13 +317,16 @@ def bench_scale(
 
 def main() -> None:
     """Entry point: user errors exit 2 with the message, without a traceback."""
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill is handled like Ctrl-C: rolled back
     try:
         # help text as wide as the output allows (the context settings reach subcommands)
-        app(
+        status = app(
             standalone_mode=False,
             terminal_width=output_width(sys.stdout),
             max_content_width=HELP_MAX_WIDTH,
         )
+    except KeyboardInterrupt:
+        status = INTERRUPTED
     except StudyError as error:
         _say(f"error: {error}")
         sys.exit(2)
@@ -316,3 +335,16 @@ def main() -> None:
     except typer.TyperException as error:  # usage errors: unknown option, missing argument
         error.show()
         sys.exit(error.exit_code)
+    if status == INTERRUPTED:  # typer returns click's Abort on Ctrl-C as exit code 130
+        _say("interrupted: nothing was written (a run in progress was rolled back)")
+        sys.exit(INTERRUPTED)
+    if isinstance(status, int) and status:
+        sys.exit(status)
+
+
+INTERRUPTED = 130
+"""The exit status of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT)."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

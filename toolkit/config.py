@@ -47,7 +47,8 @@ becomes): ``always`` is one ``always_<model>`` row per model, ``learned`` its de
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # every number finite: inf and nan are refused with the field named, whatever its bounds
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class StudyInfo(_Section):
@@ -288,7 +289,7 @@ class DatasetSpec(_SparseSection):
     name: Name
     source: Literal["simulate", "samples", "counts", "wide", "outcomes"] = "simulate"
     preset: Literal["math", "gsm8k"] | None = None
-    instances: PositiveInt | None = None
+    instances: Annotated[int, Field(ge=1, le=100_000_000)] | None = None
     path: str | None = None
     format: FileFormat | None = None
     model: Name | None = None
@@ -373,11 +374,13 @@ class ModelSpec(_Section):
     name: Name
     preset: str | None = None
     accuracy: dict[str, Annotated[float, Field(gt=0.0, lt=1.0)]] | None = None
-    level_slope: Annotated[float, Field(ge=0.0)] | None = None
-    difficulty_spread: Annotated[float, Field(gt=0.0)] | None = None
-    output_tokens: dict[str, Annotated[float, Field(gt=0.0)]] | None = None
-    price_input_per_mtok: Annotated[float, Field(ge=0.0)] | None = None
-    price_output_per_mtok: Annotated[float, Field(ge=0.0)] | None = None
+    level_slope: Annotated[float, Field(ge=0.0, le=20.0)] | None = None
+    difficulty_spread: Annotated[float, Field(gt=0.0, le=20.0)] | None = None
+    output_tokens: dict[str, Annotated[float, Field(gt=0.0, le=1_000_000.0)]] | None = None
+    """Mean output tokens of one sample: at most 1e6 (token counts are 64-bit; a sample
+    longer than any model's context is a typo)."""
+    price_input_per_mtok: Annotated[float, Field(ge=0.0, le=1e6)] | None = None
+    price_output_per_mtok: Annotated[float, Field(ge=0.0, le=1e6)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -393,6 +396,13 @@ class ModelSpec(_Section):
         if self.preset is not None and self.preset not in MODEL_PRESETS:
             known = ", ".join(sorted(MODEL_PRESETS))
             raise ValueError(f"unknown model preset {self.preset!r}; known presets: {known}")
+        for field_name in ("accuracy", "output_tokens"):
+            unknown = sorted(set(getattr(self, field_name) or {}) - set(DATASET_PRESETS))
+            if unknown:  # a typo'd key would be silently ignored
+                known = ", ".join(sorted(DATASET_PRESETS))
+                raise ValueError(
+                    f"{field_name}: {unknown[0]!r} is not a dataset preset; known: {known}"
+                )
         return self
 
 
@@ -431,7 +441,7 @@ class EstimationSpec(_Section):
     them (``method = "exact"``).
     """
 
-    samples_per_instance: PositiveInt = 48
+    samples_per_instance: Annotated[int, Field(ge=1, le=100_000)] = 48
     method: Literal["exact"] = "exact"
     tokenizer: Literal["cl100k_base", "o200k_base", "approx"] = "cl100k_base"
     """How tokens are counted from text where a log records none (prompts, responses):
@@ -451,9 +461,9 @@ class SimulationSpec(_Section):
     """
 
     wrong_answers: Annotated[int, Field(ge=1, le=32)] = 4
-    wrong_concentration: Annotated[float, Field(gt=0.0)] = 0.3
+    wrong_concentration: Annotated[float, Field(gt=0.0, le=1000.0)] = 0.3
     feature_strength: Fraction = 0.5
-    signal_noise: list[Annotated[float, Field(gt=0.0)]] = [0.75, 1.5]
+    signal_noise: list[Annotated[float, Field(gt=0.0, le=100.0)]] = [0.75, 1.5]
 
     @model_validator(mode="before")
     @classmethod
@@ -561,11 +571,11 @@ class PolicySpec(_Section):
 class LearnSpec(_Section):
     """``[learn]``: CatBoost settings for the learned policy."""
 
-    iterations: PositiveInt = 300
+    iterations: Annotated[int, Field(ge=1, le=100_000)] = 300
     depth: Annotated[int, Field(ge=1, le=10)] = 6
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
     thread_count: Annotated[int, Field(ge=1, le=64)] = 2
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0, 1, 2]
+    seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**31)]], Field(min_length=1)] = [0, 1, 2]
     features: Annotated[
         list[Literal["metadata", "text_counts", "text", "signals", "probe", "declared"]],
         Field(min_length=1),
@@ -579,6 +589,12 @@ class LearnSpec(_Section):
     cores), while the policy's quality is limited by the features, not by rows: a regressor
     fitted on 60,000 instances kept the same share of the oracle's gain as one fitted on 3,000
     (``toolkit.learn``)."""
+
+    @model_validator(mode="after")
+    def _distinct_seeds(self) -> LearnSpec:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds has repeated values: {self.seeds}")
+        return self
 
 
 class EngineSpec(_Section):
@@ -652,6 +668,25 @@ class Study(_Section):
             raise ValueError(
                 f"actions.samples: b = {largest} exceeds estimation.samples_per_instance = {stored}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _budgets_feasible(self) -> Study:
+        """With cost in samples every action's cost is known before any data: b (plus
+        ``fixed_cost``), so a budget outside [cheapest, dearest] is refused here, not after
+        the samples are drawn. (Tokens and dollars depend on the data: ``toolkit.solve``.)"""
+        if self.actions.cost != "samples":
+            return self
+        low = min(self.actions.samples) + self.actions.fixed_cost
+        high = max(self.actions.samples) + self.actions.fixed_cost
+        for index, budget in enumerate(self.budgets.values):
+            if not low <= budget <= high:
+                raise ValueError(
+                    f"budgets.values[{index}]: budget {budget:g} is infeasible: with cost in "
+                    f"samples the mean cost per instance ranges from {low:g} (every instance "
+                    f"on b = {min(self.actions.samples)}) to {high:g} (on b = "
+                    f"{max(self.actions.samples)})"
+                )
         return self
 
     @model_validator(mode="after")
@@ -743,9 +778,17 @@ def load_study(path: str | Path) -> Study:
     """Read and validate a TOML study file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as error:
         raise StudyError(f"{path}: cannot read study file: {error.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # TOML is UTF-8; a byte-order mark is tolerated
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise StudyError(
+            f"{path}: line {line}: not UTF-8 (byte {raw[error.start]:#04x} at offset "
+            f"{error.start}); save the study file as UTF-8"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -72,8 +72,14 @@ def connect(
         text = text.removeprefix("duckdb://") or ":memory:"
     elif "://" in text:
         raise StudyError(f"unsupported database URL {url!r}: use a DuckDB file path")
+    config: dict[str, object] = {}
+    if memory_limit is not None:
+        # settings go in as DuckDB config values, never formatted into SQL (a path may hold a ')
+        config = {"memory_limit": memory_limit, "preserve_insertion_order": False}
+        if text != ":memory:":
+            config["temp_directory"] = str(Path(text).with_name(Path(text).name + ".tmp"))
     try:
-        backend = ibis.duckdb.connect(text, read_only=read_only)
+        backend = ibis.duckdb.connect(text, read_only=read_only, **config)
     except duckdb.IOException as error:
         if read_only or "lock" not in str(error).lower():
             raise  # readers (toolkit.bi) say it their own way
@@ -81,13 +87,6 @@ def connect(
             f"{text}: the database is in use by another process (a BI tool, the DuckDB CLI, "
             "another run); close it and try again"
         ) from None
-    if memory_limit is not None:
-        spill = Path(text).with_name(Path(text).name + ".tmp") if text != ":memory:" else None
-        con = raw(backend)
-        con.execute(f"set memory_limit = '{memory_limit}'")
-        if spill is not None:
-            con.execute(f"set temp_directory = '{spill}'")
-        con.execute("set preserve_insertion_order = false")
     return backend
 
 

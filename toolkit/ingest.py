@@ -144,9 +144,31 @@ def ingest(study: Study) -> list[ImportedDataset]:
             data = _import_dataset(con, study, index, spec, first_id, declared)
             datasets.append(data)
             first_id += data.instances.num_rows
+        _check_samples_per_instance(study, datasets)
         return datasets
     finally:
         con.close()
+
+
+def _check_samples_per_instance(study: Study, datasets: list[ImportedDataset]) -> None:
+    """``estimation.samples_per_instance`` is what the data hold: the most samples of any
+    instance and model (a study that declares 48 for a log of 8 would record 48)."""
+    declared = study.estimation.samples_per_instance
+    most, where = 0, ""
+    for spec, data in zip(study.datasets, datasets, strict=True):
+        if data.samples.num_rows == 0:
+            continue
+        counts = data.samples.group_by(["instance_id", "model"]).aggregate(
+            [("sample_idx", "count")]
+        )
+        largest = pc.max(counts.column("sample_idx_count")).as_py()
+        if largest > most:
+            most, where = largest, f"{spec.path} (dataset {spec.name!r})"
+    if most and most != declared:
+        raise StudyError(
+            f"estimation.samples_per_instance = {declared}, but {where} holds at most {most} "
+            f"samples per instance and model: declare {most}"
+        )
 
 
 # --------------------------------------------------------------------------------------------

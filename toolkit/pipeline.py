@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import ibis
 import pyarrow as pa
 
@@ -75,18 +77,52 @@ def staging_path(database: Path, run_id: int) -> Path:
 @contextlib.contextmanager
 def _run_database(path: Path, memory_limit: str | None = None) -> Iterator[ibis.BaseBackend]:
     """Open (or create) the study database; remove it again if this run created it and failed."""
+    _check_output(path)
     created = not path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    backend = db.connect(path, memory_limit=memory_limit)
+    new_folders = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _remove_created(path, created, new_folders)
+        raise StudyError(f"--out {path.parent}: cannot create it: {error.strerror}") from None
+    try:
+        backend = db.connect(path, memory_limit=memory_limit)
+    except duckdb.Error as error:
+        _remove_created(path, created, new_folders)
+        raise StudyError(f"{path}: cannot open the study database: {error}") from None
+    except BaseException:
+        _remove_created(path, created, new_folders)
+        raise
     try:
         yield backend
     except BaseException:
         backend.disconnect()
-        if created:
-            for leftover in (path, path.with_name(path.name + ".wal")):
-                leftover.unlink(missing_ok=True)
+        _remove_created(path, created, new_folders)
         raise
     backend.disconnect()
+
+
+def _check_output(path: Path) -> None:
+    """The output folder is a folder (or can be made one) and its database a file."""
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise StudyError(f"--out {path.parent}: {folder} is a file, not a folder")
+            break
+    if path.exists() and not path.is_file():
+        raise StudyError(f"{path}: is a folder, not a study database; choose another --out")
+
+
+def _remove_created(path: Path, created: bool, new_folders: list[Path]) -> None:
+    """What a failed run created: its database file, WAL and spill folder, and the folders made
+    for them, innermost first, while they are empty."""
+    if created:
+        for leftover in (path, path.with_name(path.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        shutil.rmtree(path.with_name(path.name + ".tmp"), ignore_errors=True)
+    for folder in new_folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def write_outcomes(

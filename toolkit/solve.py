@@ -546,7 +546,8 @@ def _feasible_budgets(hulls: InstanceHulls, budgets: Sequence[float]) -> list[fl
             else f"budgets {', '.join(infeasible)} are"
         )
         raise StudyError(
-            f"{which} infeasible: mean cost per instance ranges from {low:g} (every instance on "
+            f"budgets.values: {which} infeasible: mean cost per instance ranges from {low:g} "
+            "(every instance on "
             f"its cheapest action) to {high:g} (every instance on its most expensive action)"
         )
     return feasible

@@ -20,6 +20,7 @@ create table if not exists outcomes (
     instance_id bigint not null,       -- the instance (instances.instance_id)
     action_id integer not null,        -- the action (actions.action_id)
     acc double not null,               -- estimated accuracy of the action on the instance
+                                       -- (majority or pass@b: see the header)
     cost double not null,              -- cost of the action on the instance, in runs.cost_unit
     known_cost double not null,        -- the part of cost known before any sample (see the header)
     acc_true double,                   -- simulation only: the true accuracy; null for real data

@@ -12,4 +12,5 @@ create table if not exists policy_allocations (
     instance_id bigint not null,       -- the test instance (instances.instance_id)
     action_id integer not null,        -- the chosen action (actions.action_id)
     weight double not null             -- share of the instance on this action; an
+                                       -- instance's weights sum to 1
 );

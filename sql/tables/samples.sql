@@ -6,7 +6,9 @@ create table if not exists samples (
     instance_id bigint not null,       -- the instance (instances.instance_id)
     model varchar not null,            -- the model sampled ([[models]].name)
     sample_idx integer not null,       -- per instance and model: from 0, or the
+                                       -- file's own sample column (columns.sample)
     answer integer,                    -- the answer's code within the instance (in
+                                       -- simulation 0 is the correct one); null when unknown
     correct boolean not null,          -- whether the answer is right
     tokens bigint,                     -- output tokens of this sample, where known
     prompt_tokens bigint,              -- the prompt's tokens for this sample, where logged

@@ -1,0 +1,236 @@
+"""The contract with a hostile or careless user: no value formatted into SQL, `stl sql` sees
+the study database and nothing else, and an interrupted run exits 130 having written nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import make_study
+
+from toolkit import bi
+from toolkit.errors import StudyError
+from toolkit.pipeline import run_study
+
+HOSTILE = "x'; drop table runs cascade; select '"
+
+QUICK_STUDY = """\
+[study]
+name = "contract"
+seed = {seed}
+
+[[datasets]]
+name = "math"
+source = "simulate"
+preset = "math"
+instances = {instances}
+
+[[models]]
+name = "qwen2.5-7b"
+preset = "qwen2.5-7b"
+
+[estimation]
+samples_per_instance = 16
+
+[budgets]
+values = [2.0, 4.0]
+
+[learn]
+iterations = {iterations}
+seeds = [0]
+"""
+
+
+def table_hashes(database: Path) -> dict[str, str]:
+    """Every table's rows, hashed in a stable order."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        names = [
+            name
+            for (name,) in con.execute(
+                "select table_name from duckdb_tables() where not internal order by 1"
+            ).fetchall()
+        ]
+        out = {}
+        for name in names:
+            rows = con.execute(f'select * from "{name}" order by all').fetchall()
+            out[name] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return out
+
+
+def test_a_hostile_output_path_is_a_path_and_never_sql(tmp_path):
+    folder = tmp_path / HOSTILE
+    study = make_study(
+        study={"name": "hostile", "seed": 1},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 200}],
+        estimation={"samples_per_instance": 16},
+        engine={"memory_limit": "2GB"},
+    )
+    first = run_study(study, folder, stages=("simulate", "outcomes"))
+    assert first.database.parent.name == HOSTILE
+    again = make_study(
+        study={"name": "hostile-2", "seed": 2},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 200}],
+        estimation={"samples_per_instance": 16},
+        engine={"memory_limit": "2GB"},
+    )
+    run_study(again, folder, stages=("simulate", "outcomes"))
+    with duckdb.connect(str(first.database), read_only=True) as con:
+        assert con.execute("select count(*) from runs").fetchone()[0] == 2
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("contract")
+    study = make_study(
+        study={"name": "sandbox", "seed": 3},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 200}],
+        estimation={"samples_per_instance": 16},
+    )
+    return run_study(study, folder, stages=("simulate", "outcomes")).database
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "attach '{other}' as other",
+        "copy (select 1) to '{folder}/leak.csv'",
+        "select * from read_csv('{folder}/outside.csv')",
+        "select * from '{folder}/outside.csv'",
+        "install httpfs",
+        "load httpfs",
+        "set enable_external_access = true",
+        "set lock_configuration = false",
+    ],
+)
+def test_stl_sql_reads_the_study_database_and_nothing_else(study_db, tmp_path, statement):
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as con:
+        con.execute("create table secret as select 42 as answer")
+    (tmp_path / "outside.csv").write_text("a,b\n1,2\n")
+    before = other.read_bytes()
+    sql = tmp_path / "hostile.sql"
+    sql.write_text(statement.format(other=other, folder=tmp_path))
+    with pytest.raises(StudyError, match="query failed"):
+        bi.run_sql_file(sql, study_db)
+    assert not (tmp_path / "leak.csv").exists()
+    assert other.read_bytes() == before
+    # the database itself, and its views, stay readable
+    (tmp_path / "ok.sql").write_text("select count(*) as n from run_overview")
+    assert bi.run_sql_file(tmp_path / "ok.sql", study_db) == [{"n": 1}]
+
+
+def test_allow_files_opens_one_folder_to_reading(study_db, tmp_path):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "prices.csv").write_text("model,price\nqwen2.5-7b,0.3\n")
+    (tmp_path / "outside.csv").write_text("a\n1\n")
+    sql = tmp_path / "join.sql"
+    sql.write_text(
+        f"select p.price, count(*) as n from actions a join read_csv('{allowed}/prices.csv') p "
+        "using (model) group by 1"
+    )
+    assert bi.run_sql_file(sql, study_db, allow_files=allowed) == [{"price": 0.3, "n": 5}]
+    sql.write_text(f"select * from read_csv('{tmp_path}/outside.csv')")
+    with pytest.raises(StudyError, match="query failed"):
+        bi.run_sql_file(sql, study_db, allow_files=allowed)
+    with pytest.raises(StudyError, match="not a folder"):
+        bi.run_sql_file(sql, study_db, allow_files=tmp_path / "missing")
+
+
+def start_run(folder: Path, out: str, seed: int, iterations: int) -> subprocess.Popen:
+    (folder / f"study-{seed}.toml").write_text(
+        QUICK_STUDY.format(seed=seed, instances=3000, iterations=iterations)
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "run", f"study-{seed}.toml", "--out", out],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def interrupt_during_learn(process: subprocess.Popen, signum: int) -> tuple[int, str]:
+    """Wait until the run reports its learn stage, then send ``signum``."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "learn" in line:
+            time.sleep(0.5)
+            process.send_signal(signum)
+            break
+    _, rest = process.communicate(timeout=120)
+    return process.returncode, rest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_exits_130_and_leaves_nothing(tmp_path, signum):
+    process = start_run(tmp_path, "new/out", seed=5, iterations=3000)
+    status, stderr = interrupt_during_learn(process, signum)
+    assert status == 130, stderr
+    assert "interrupted: nothing was written" in stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "new").exists(), "the folders the run made are gone"
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_leaves_the_earlier_runs_as_they_were(tmp_path):
+    first = start_run(tmp_path, "out", seed=6, iterations=20)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    database = tmp_path / "out" / "study.duckdb"
+    before = table_hashes(database)
+    second = start_run(tmp_path, "out", seed=7, iterations=3000)
+    status, stderr = interrupt_during_learn(second, signal.SIGINT)
+    assert status == 130, stderr
+    assert table_hashes(database) == before
+
+
+def stl(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *args], cwd=folder, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "out", "expected"),
+    [
+        (lambda d: (d / "afile").write_text("x"), "afile", "afile is a file, not a folder"),
+        (lambda d: (d / "afile").write_text("x"), "afile/sub", "afile is a file, not a folder"),
+        (
+            lambda d: (d / "o" / "study.duckdb").mkdir(parents=True),
+            "o",
+            "study.duckdb: is a folder, not a study database",
+        ),
+        (
+            lambda d: (d / "o").mkdir() or (d / "o" / "study.duckdb").write_text("not a db"),
+            "o",
+            "cannot open the study database",
+        ),
+        (lambda d: None, "/proc/none/out", "--out /proc/none/out: cannot create it"),
+    ],
+)
+def test_an_output_that_cannot_hold_a_database_is_named(make, out, expected, tmp_path):
+    (tmp_path / "study.toml").write_text(QUICK_STUDY.format(seed=1, instances=100, iterations=5))
+    make(tmp_path)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    done = stl(tmp_path, "run", "study.toml", "--out", out)
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before, "nothing created or removed"
+
+
+def test_a_file_that_is_not_a_database_is_named_by_readers(tmp_path):
+    (tmp_path / "report.html").write_text("<html></html>")
+    done = stl(tmp_path, "report", "--db", "report.html")
+    assert done.returncode == 2
+    assert "report.html: not a DuckDB database" in done.stderr
