@@ -200,6 +200,17 @@ MALFORMED = {
         "id,n,n_correct\nq1,3,1\nq2,3,0\nq3,2,1\n",
         "counts.csv (dataset 'tiny') holds at most 3 samples per instance and model: declare 3",
     ),
+    "a count beyond 64 bits": (
+        "counts.csv",
+        "id,n,n_correct\nq1,4,1\nq2,99999999999999999999,1\n",
+        "counts.csv: row 2, column 'n': expected a whole number, got '99999999999999999999'",
+    ),
+    "a count beyond the declared samples": (
+        "counts.csv",
+        "id,n,n_correct\nq1,4,1\nq2,1000000000,1\n",
+        "counts.csv: row 2: n = 1000000000 (column 'n') is more than "
+        "estimation.samples_per_instance = 4 samples",
+    ),
     "metadata without an id": (
         "meta.jsonl",
         GOOD_METADATA.splitlines(keepends=True)[0],

@@ -300,7 +300,7 @@ def _import_dataset(
     if spec.source != "wide":
         _check_models(con, source, study, roles)
     if spec.source == "counts":
-        _check_at_most(con, source, roles)
+        _check_at_most(con, source, roles, study.estimation.samples_per_instance)
     if spec.source == "outcomes":
         _check_outcome_rows(con, source, study, roles)
     elif spec.source != "wide":
@@ -779,8 +779,8 @@ def _conversion(kind: Kind, arrow_type: pa.DataType, x: str) -> tuple[str, str]:
     # count and level: whole numbers
     if is_whole:
         return "true", f"{x}::bigint"
-    if is_number:
-        return f"{x} = trunc({x})", f"{x}::bigint"
+    if is_number:  # whole and within 64 bits (1e20 would not convert)
+        return f"{x} = trunc({x}) and abs({x}) < 9.2e18", f"{x}::bigint"
     element = arrow_type.value_type if _is_list(arrow_type) else None
     if (
         kind == "count"
@@ -792,17 +792,14 @@ def _conversion(kind: Kind, arrow_type: pa.DataType, x: str) -> tuple[str, str]:
         )
     ):
         total = f"list_sum({x})"
-        return f"{total} is not null and {total} = trunc({total})", f"{total}::bigint"
+        fits = f"abs({total}) < 9.2e18"
+        return f"{total} is not null and {total} = trunc({total}) and {fits}", f"{total}::bigint"
     if is_text and kind == "count":
-        return (
-            rf"regexp_full_match(trim({x}), '[+-]?[0-9]+(\.0*)?')",
-            rf"regexp_extract(trim({x}), '[+-]?[0-9]+')::bigint",
-        )
+        whole = rf"try_cast(regexp_extract(trim({x}), '[+-]?[0-9]+') as bigint)"
+        return rf"regexp_full_match(trim({x}), '[+-]?[0-9]+(\.0*)?') and {whole} is not null", whole
     if is_text:  # a level: "3" or "Level 3"
-        return (
-            rf"regexp_matches({x}, '[0-9]+\s*$')",
-            rf"regexp_extract({x}, '([0-9]+)\s*$', 1)::bigint",
-        )
+        level = rf"try_cast(regexp_extract({x}, '([0-9]+)\s*$', 1) as bigint)"
+        return rf"regexp_matches({x}, '[0-9]+\s*$') and {level} is not null", level
     return "false", "null"
 
 
@@ -848,13 +845,25 @@ def _check_models(
         )
 
 
-def _check_at_most(con: duckdb.DuckDBPyConnection, file: _File, roles: list[_Role]) -> None:
-    """n_correct <= n on every row."""
+def _check_at_most(
+    con: duckdb.DuckDBPyConnection, file: _File, roles: list[_Role], declared: int
+) -> None:
+    """n_correct <= n on every row, and n no more than the declared samples per instance (a
+    count is expanded into its samples: n = 1e9 would be 1e9 rows)."""
+    named = {role.name: role.column for role in roles}
+    found = con.execute(
+        "select _row, n from checked where n > $declared order by _row limit 1",
+        {"declared": declared},
+    ).fetchone()
+    if found:
+        raise StudyError(
+            f"{file.path}: {file.row} {found[0]}: n = {found[1]} (column {named['n']!r}) is more "
+            f"than estimation.samples_per_instance = {declared} samples"
+        )
     found = con.execute(
         "select _row, n_correct, n from checked where n_correct > n order by _row limit 1"
     ).fetchone()
     if found:
-        named = {role.name: role.column for role in roles}
         raise StudyError(
             f"{file.path}: {file.row} {found[0]}: n_correct = {found[1]} (column "
             f"{named['n_correct']!r}) exceeds n = {found[2]} (column {named['n']!r})"
