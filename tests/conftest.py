@@ -6,6 +6,7 @@ import copy
 import tomllib
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from toolkit.config import Study, default_study_path, parse_study
@@ -43,3 +44,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the shared real data is not at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def table_snapshot(path: Path) -> dict[str, tuple]:
+    """Every table's row count and an order-free hash of its rows: equal before and after
+    means the database was left as it was."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = [t for (t,) in con.execute("select table_name from duckdb_tables()").fetchall()]
+        return {
+            t: con.execute(f'select count(*), hash(list(t order by all)) from "{t}" t').fetchone()
+            for t in tables
+        }

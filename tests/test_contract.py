@@ -3,7 +3,6 @@ the study database and nothing else, and an interrupted run exits 130 having wri
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import make_study
+from conftest import make_study, table_snapshot
 
 from toolkit import bi
 from toolkit.errors import StudyError
@@ -46,22 +45,6 @@ values = [2.0, 4.0]
 iterations = {iterations}
 seeds = [0]
 """
-
-
-def table_hashes(database: Path) -> dict[str, str]:
-    """Every table's rows, hashed in a stable order."""
-    with duckdb.connect(str(database), read_only=True) as con:
-        names = [
-            name
-            for (name,) in con.execute(
-                "select table_name from duckdb_tables() where not internal order by 1"
-            ).fetchall()
-        ]
-        out = {}
-        for name in names:
-            rows = con.execute(f'select * from "{name}" order by all').fetchall()
-            out[name] = hashlib.sha256(repr(rows).encode()).hexdigest()
-    return out
 
 
 def test_a_hostile_output_path_is_a_path_and_never_sql(tmp_path):
@@ -188,11 +171,11 @@ def test_an_interrupted_run_leaves_the_earlier_runs_as_they_were(tmp_path):
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     database = tmp_path / "out" / "study.duckdb"
-    before = table_hashes(database)
+    before = table_snapshot(database)
     second = start_run(tmp_path, "out", seed=7, iterations=3000)
     status, stderr = interrupt_during_learn(second, signal.SIGINT)
     assert status == 130, stderr
-    assert table_hashes(database) == before
+    assert table_snapshot(database) == before
 
 
 def stl(folder: Path, *args: str) -> subprocess.CompletedProcess:

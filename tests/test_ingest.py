@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import default_study_dict
+from tests.conftest import default_study_dict, table_snapshot
 from toolkit.config import Study, load_study, parse_study
 from toolkit.errors import StudyError
 from toolkit.ingest import ingest
@@ -247,20 +247,6 @@ def counts_study(base_dir: Path) -> Study:
     )
 
 
-def snapshot(database: Path) -> dict[str, tuple[int, int]]:
-    """Row count and an order-free checksum of every table."""
-    with duckdb.connect(str(database), read_only=True) as con:
-        tables = con.execute(
-            "select table_name from information_schema.tables where table_type = 'BASE TABLE'"
-        ).fetchall()
-        return {
-            name: con.execute(
-                f"select count(*), coalesce(sum(hash(t)), 0) from {name} t"
-            ).fetchone()
-            for (name,) in tables
-        }
-
-
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_input_names_the_problem_and_leaves_the_database(case, tmp_path):
     file_name, text, expected = MALFORMED[case]
@@ -268,7 +254,7 @@ def test_malformed_input_names_the_problem_and_leaves_the_database(case, tmp_pat
     (tmp_path / "meta.jsonl").write_text(GOOD_METADATA)
     study = counts_study(tmp_path)
     good = run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
-    before = snapshot(good.database)
+    before = table_snapshot(good.database)
     assert before["samples"][0] == 12 and before["outcomes"][0] == 6
 
     # the same study (same config hash, so the run would replace the good one) on a bad file
@@ -276,7 +262,7 @@ def test_malformed_input_names_the_problem_and_leaves_the_database(case, tmp_pat
     with pytest.raises(StudyError) as error:
         run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
     assert f"{tmp_path}/{expected}" in str(error.value)
-    assert snapshot(good.database) == before
+    assert table_snapshot(good.database) == before
 
 
 def test_a_failed_import_into_a_new_folder_leaves_no_database(tmp_path):

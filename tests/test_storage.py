@@ -7,6 +7,7 @@ import sys
 
 import duckdb
 import pytest
+from conftest import table_snapshot
 
 from toolkit import db
 from toolkit.errors import StudyError
@@ -98,22 +99,13 @@ def to_toml(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _snapshot(path):
-    with duckdb.connect(str(path), read_only=True) as con:
-        tables = [t for (t,) in con.execute("select table_name from duckdb_tables()").fetchall()]
-        return {
-            t: con.execute(f"select count(*), hash(list(t order by all)) from {t} t").fetchone()
-            for t in tables
-        }
-
-
 def test_a_run_failing_midway_leaves_nothing_behind(small_study, tmp_path):
     import pytest
 
     from toolkit.errors import StudyError
 
     run_study(small_study, tmp_path, stages=("simulate", "outcomes"))
-    before = _snapshot(tmp_path / "study.duckdb")
+    before = table_snapshot(tmp_path / "study.duckdb")
     # an infeasible budget fails in the solve stage, after samples and outcomes were written
     bad = small_study.model_copy(
         update={
@@ -123,7 +115,7 @@ def test_a_run_failing_midway_leaves_nothing_behind(small_study, tmp_path):
     )
     with pytest.raises(StudyError, match="budget 0.5 is infeasible"):
         run_study(bad, tmp_path)
-    assert _snapshot(tmp_path / "study.duckdb") == before
+    assert table_snapshot(tmp_path / "study.duckdb") == before
     # into a new folder: no database file, nor the folder, is left at all
     with pytest.raises(StudyError):
         run_study(bad, tmp_path / "fresh" / "out")

@@ -45,7 +45,7 @@ from toolkit.policies import (
     calibrate_price,
     log_probability_scores,
     onehot,
-    priced_weights,
+    priced_decision,
 )
 
 DECODERS = ("expected_accuracy", "log_probability")
@@ -148,12 +148,11 @@ class LearnedPolicy:
                 scores, inputs.planned_cost, budget, min_price=self.min_price()
             )
             on = "test_features"
-        return Decision(
-            priced_weights(scores, inputs.planned_cost, calibration),
+        return priced_decision(
+            scores,
+            inputs.planned_cost,
+            calibration,
             on,
-            "mu",
-            calibration.price,
-            calibration.mix,
             f"argmax_a {self.decoder} score - mu planned cost(a), mu from the "
             + ("validation split" if on == "validation" else "batch's inputs"),
         )
@@ -316,11 +315,10 @@ class LabelKnown(Policy):
         calibration = calibrate_price(
             scores, inputs.planned_cost, budget, min_price=policy.min_price()
         )
-        return Decision(
-            priced_weights(scores, inputs.planned_cost, calibration),
+        return priced_decision(
+            scores,
+            inputs.planned_cost,
+            calibration,
             "test_outcomes",
-            "mu",
-            calibration.price,
-            calibration.mix,
             "the decoder told the oracle label (a ceiling reference, not deployable)",
         )

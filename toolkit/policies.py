@@ -193,6 +193,25 @@ def priced_weights(scores: np.ndarray, cost: np.ndarray, calibration: PriceCalib
     return weights
 
 
+def priced_decision(
+    scores: np.ndarray,
+    cost: np.ndarray,
+    calibration: PriceCalibration,
+    calibrated_on: str,
+    description: str,
+) -> Decision:
+    """The decision of a policy priced on its scores: argmax score - mu cost at the
+    calibration's price bracket (``priced_weights``)."""
+    return Decision(
+        priced_weights(scores, cost, calibration),
+        calibrated_on,
+        "mu",
+        calibration.price,
+        calibration.mix,
+        description,
+    )
+
+
 def log_probability_scores(probabilities: np.ndarray) -> np.ndarray:
     """log p(a | x), floored so that no action is unreachable."""
     return np.log(np.maximum(probabilities, _PROBABILITY_FLOOR))
@@ -561,12 +580,11 @@ class DifficultyBins(Policy):
     def allocate(self, inputs: Inputs, budget: float) -> Decision:
         scores = np.asarray(self.bin_acc)[self.bin_of(_numbers(inputs.frame, self.signal))]
         calibration = calibrate_price(scores, inputs.planned_cost, budget, min_price=0.0)
-        return Decision(
-            priced_weights(scores, inputs.planned_cost, calibration),
+        return priced_decision(
+            scores,
+            inputs.planned_cost,
+            calibration,
             "test_features",
-            "mu",
-            calibration.price,
-            calibration.mix,
             f"{len(self.edges) + 1} quantile bins of {self.signal} (train)",
         )
 
@@ -624,5 +642,6 @@ __all__ = [
     "onehot",
     "policy_from_state",
     "price_choice",
+    "priced_decision",
     "priced_weights",
 ]
