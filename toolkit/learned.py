@@ -54,6 +54,41 @@ DEPLOYMENTS = ("learned_argmax", "learned_calibrated", "learned_batch")
 ONE_HOT_MAX_SIZE = 16
 """Categoricals with at most this many values are one-hot encoded (MATH subjects: 7)."""
 
+TEXT_PROCESSING = {
+    "tokenizers": [
+        {
+            "tokenizer_id": "Space",
+            "separator_type": "ByDelimiter",
+            "delimiter": " ",
+            "lowercasing": "true",
+        }
+    ],
+    "dictionaries": [
+        {
+            "dictionary_id": "Word",
+            "max_dictionary_size": "5000",
+            "occurrence_lower_bound": "3",
+            "gram_order": "1",
+        }
+    ],
+    "feature_processing": {
+        "default": [
+            {
+                "dictionaries_names": ["Word"],
+                "feature_calcers": ["NaiveBayes", "BM25"],
+                "tokenizers_names": ["Space"],
+            }
+        ]
+    },
+}
+"""How CatBoost turns the question text into numbers: lowercased words seen at least 3 times,
+scored per class by naive Bayes and BM25 (both computed online over permutations, so a text
+does not see its own label). CatBoost's default adds a bag of words over words and bigrams, one
+0/1 feature per dictionary entry: on 300 MATH-500 problems with 9 classes (300 iterations,
+depth 6, 2 threads) a fit took 193 s with it (another run shared the cores), 10.6 s with the
+100 most frequent words, and 1.9 s with these two calcers (``fit_policy``'s settings). It
+made a 5-fold study on real logs take hours (GSM8K: 1 h 53 min)."""
+
 
 def catboost_params(spec: LearnSpec, seed: int) -> dict:
     """CatBoost settings: the study's size and seed, and what keeps it fast on 2 cores.
@@ -75,6 +110,7 @@ def catboost_params(spec: LearnSpec, seed: int) -> dict:
         "border_count": 64,
         "verbose": 0,
         "allow_writing_files": False,
+        "text_processing": TEXT_PROCESSING,
     }
 
 
