@@ -228,6 +228,16 @@ MALFORMED = {
         "in one), got 'hard'",
     ),
     "not JSON": ("meta.jsonl", "{not json\n", "meta.jsonl: cannot read it as jsonl"),
+    "JSONL broken on line 3": (
+        "meta.jsonl",
+        GOOD_METADATA.replace('"level": 3}', '"level": 3'),
+        "meta.jsonl: cannot read it as jsonl: malformed JSON at line 3",
+    ),
+    "a CSV field longer than a line may be": (
+        "counts.csv",
+        GOOD_COUNTS + 'q4,4,"' + "x" * 3_000_000 + '"\n',
+        "counts.csv: cannot read it as csv: Maximum line size of 2000000 bytes exceeded",
+    ),
 }
 
 

@@ -51,6 +51,7 @@ files with row-level checks is the engine's own work, not a query on the study d
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -496,6 +497,38 @@ def _load(
         con.unregister("_ingest_raw")
 
 
+def _read_error_reason(file: _File, error: duckdb.Error) -> str:
+    """DuckDB's reason a file does not read, in one line: its first line and, for a CSV, the
+    cause it gives after echoing the offending line (a field too long, say) instead; for JSONL the
+    1-based line of the first malformed record, found by reading the lines (DuckDB's count is
+    one ahead)."""
+    lines = [line.strip() for line in str(error).strip().splitlines()]
+    reason = lines[0]
+    if file.format == "jsonl" and "Malformed JSON" in reason:
+        bad = _first_malformed_line(file.path)
+        if bad is not None:
+            return f"malformed JSON at line {bad}"
+    if reason.startswith("Invalid Input Error: CSV Error on Line"):
+        cause = [line for line in lines[1:] if line and not line.startswith("Original Line")]
+        if cause:  # its line number can be wrong (a long field counts as line 1), so not it
+            reason = cause[0][:200]
+    return reason[:500]
+
+
+def _first_malformed_line(path: Path) -> int | None:
+    """The 1-based number of the first non-blank line of a JSONL file that is not one JSON
+    value (None when every line parses)."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except ValueError:
+                return number
+    return None
+
+
 def _read_roles(
     con: duckdb.DuckDBPyConnection, file: _File, roles: list[_Role], explode: bool = False
 ) -> pa.Table:
@@ -509,7 +542,7 @@ def _read_roles(
         relation = con.sql(_READERS[file.format], params={"path": str(file.path)})
         table = relation.to_arrow_table()
     except duckdb.Error as error:
-        reason = str(error).strip().splitlines()[0]
+        reason = _read_error_reason(file, error)
         raise StudyError(f"{file.path}: cannot read it as {file.format}: {reason}") from None
     # DuckDB gives a JSON key whose values mix types (3 and "x") the type JSON: JSON text
     mixed = {
