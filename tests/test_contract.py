@@ -217,3 +217,16 @@ def test_a_file_that_is_not_a_database_is_named_by_readers(tmp_path):
     done = stl(tmp_path, "report", "--db", "report.html")
     assert done.returncode == 2
     assert "report.html: not a DuckDB database" in done.stderr
+
+
+def test_an_error_duckdb_raises_from_ctrl_c_counts_as_an_interrupt():
+    from toolkit.cli import _caused_by_interrupt
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise RuntimeError("Query interrupted") from interrupt
+    except RuntimeError as error:
+        assert _caused_by_interrupt(error)
+    assert not _caused_by_interrupt(RuntimeError("a bug"))

@@ -335,6 +335,10 @@ def main() -> None:
     except typer.TyperException as error:  # usage errors: unknown option, missing argument
         error.show()
         sys.exit(error.exit_code)
+    except Exception as error:  # Ctrl-C inside a DuckDB call: an error caused by the interrupt
+        if not _caused_by_interrupt(error):
+            raise
+        status = INTERRUPTED
     if status == INTERRUPTED:  # typer returns click's Abort on Ctrl-C as exit code 130
         _say("interrupted: nothing was written (a run in progress was rolled back)")
         sys.exit(INTERRUPTED)
@@ -348,3 +352,16 @@ INTERRUPTED = 130
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _caused_by_interrupt(error: BaseException) -> bool:
+    """Whether ``error`` is DuckDB's answer to Ctrl-C or SIGTERM: its ``InterruptException``,
+    or an error raised from a ``KeyboardInterrupt`` (DuckDB's "Query interrupted")."""
+    import duckdb
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (KeyboardInterrupt, duckdb.InterruptException)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
