@@ -101,7 +101,7 @@ def test_run_summary_aligns_every_number_in_one_column(tiny_run):
     table_at = [line.split()[0] for line in block].index("table")
     stages, tables = block[1:table_at], block[table_at + 1 :]
     assert [line.split()[0] for line in stages] == [
-        "simulate", "outcomes", "solve", "learn", "evaluate", "report",
+        "check", "simulate", "outcomes", "solve", "learn", "evaluate", "report",
     ]  # fmt: skip
     names = [line.split()[0] for line in block]
     width = max(map(len, names))
@@ -125,7 +125,7 @@ def test_run_summary_aligns_every_number_in_one_column(tiny_run):
 
 def test_run_progress_goes_to_stderr_plain(tiny_run):
     done, _ = tiny_run
-    stages = ("simulate", "outcomes", "solve", "learn", "evaluate", "report")
+    stages = ("check", "simulate", "outcomes", "solve", "learn", "evaluate", "report")
     assert done.stderr.splitlines() == [f"  {stage} done" for stage in stages]
     assert "\x1b[" not in done.stderr
 

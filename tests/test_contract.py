@@ -4,6 +4,7 @@ the study database and nothing else, and an interrupted run exits 130 having wri
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -178,6 +179,51 @@ def test_an_interrupted_run_leaves_the_earlier_runs_as_they_were(tmp_path):
     assert table_snapshot(database) == before
 
 
+def interrupt_in(process: subprocess.Popen, stage: str, signum: int) -> tuple[int, str]:
+    """Send ``signum`` the moment the stage before ``stage`` reports it is done (the run's
+    progress lines, on stderr), so that it lands as ``stage`` begins."""
+    before = {"simulate": "check", "outcomes": "simulate", "solve": "outcomes"}
+    before |= {"learn": "solve", "evaluate": "learn"}
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.strip() == f"{before[stage]} done":
+            process.send_signal(signum)
+            break
+    _, rest = process.communicate(timeout=120)
+    return process.returncode, rest
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A folder holding one finished run (out/study.duckdb), for tests to copy."""
+    folder = tmp_path_factory.mktemp("finished")
+    first = start_run(folder, "out", seed=6, iterations=20)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    return folder / "out"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("stage", ["simulate", "outcomes", "solve", "learn", "evaluate"])
+def test_a_run_killed_in_any_stage_leaves_the_earlier_runs(stage, signum, finished_run, tmp_path):
+    """SIGINT exits 130 having rolled back; kill -9 cannot clean up, but the database still
+    opens with the earlier run's tables hash-identical (the run was never committed), and the
+    next run over it works."""
+    shutil.copytree(finished_run, tmp_path / "out")
+    database = tmp_path / "out" / "study.duckdb"
+    before = table_snapshot(database)
+    status, stderr = interrupt_in(start_run(tmp_path, "out", seed=7, iterations=20), stage, signum)
+    assert status == (130 if signum == signal.SIGINT else -signal.SIGKILL), stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert table_snapshot(database) == before
+    if signum == signal.SIGKILL:
+        again = start_run(tmp_path, "out", seed=7, iterations=20)
+        _, stderr = again.communicate(timeout=300)
+        assert again.returncode == 0, stderr
+        assert table_snapshot(database)["runs"][0] == before["runs"][0] + 1
+
+
 def stl(folder: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "toolkit", *args], cwd=folder, capture_output=True, text=True
@@ -199,7 +245,12 @@ def stl(folder: Path, *args: str) -> subprocess.CompletedProcess:
             "o",
             "cannot open the study database",
         ),
-        (lambda d: None, "/proc/none/out", "--out /proc/none/out: cannot create it"),
+        (lambda d: None, "/proc/none/out", "--out /proc/none/out: cannot write in /proc"),
+        (
+            lambda d: (d / "o" / "report.html").mkdir(parents=True),
+            "o",
+            "report.html: is a folder, not a report",
+        ),
     ],
 )
 def test_an_output_that_cannot_hold_a_database_is_named(make, out, expected, tmp_path):
@@ -212,11 +263,114 @@ def test_an_output_that_cannot_hold_a_database_is_named(make, out, expected, tmp
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before, "nothing created or removed"
 
 
+def _immutable(path: Path) -> None:
+    """``chattr +i``, which even root cannot write through; the test is skipped where the
+    file system or the user cannot set it."""
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"chattr +i is not available here: {done.stderr.strip()}")
+
+
+@pytest.mark.parametrize("what", ["folder", "report"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(what, tmp_path):
+    """An immutable output folder (or report) is named before a stage runs: earlier, the run
+    committed and then the report raised PermissionError, or the commit failed."""
+    (tmp_path / "study.toml").write_text(QUICK_STUDY.format(seed=1, instances=100, iterations=5))
+    assert stl(tmp_path, "run", "study.toml", "--out", "o").returncode == 0
+    database = tmp_path / "o" / "study.duckdb"
+    before = table_snapshot(database)
+    locked = tmp_path / "o" if what == "folder" else tmp_path / "o" / "report.html"
+    _immutable(locked)
+    try:
+        for command in ("validate", "run"):
+            done = stl(tmp_path, command, "study.toml", "--out", "o")
+            assert done.returncode == 2, done.stderr
+            assert "Traceback" not in done.stderr
+            expected = "--out o: cannot write in o" if what == "folder" else "cannot write it"
+            assert expected in done.stderr and "Operation not permitted" in done.stderr
+            assert "simulate done" not in done.stderr
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
+    assert table_snapshot(database) == before
+
+
+def test_a_report_that_cannot_be_written_leaves_no_partial_file(tmp_path):
+    from toolkit.report import write_report
+
+    (tmp_path / "study.toml").write_text(QUICK_STUDY.format(seed=1, instances=100, iterations=5))
+    assert stl(tmp_path, "run", "study.toml", "--out", "o").returncode == 0
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StudyError, match=r"afile/report\.html: cannot write the report"):
+        write_report(tmp_path / "o" / "study.duckdb", tmp_path / "afile" / "report.html")
+    # and a report rewritten over an old one replaces it whole, leaving no temporary file
+    write_report(tmp_path / "o" / "study.duckdb", tmp_path / "o" / "report.html")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["report.html", "study.duckdb"]
+
+
+@pytest.mark.parametrize(
+    ("instances", "samples", "expected"),
+    [
+        (3, 16, "split: 3 instance(s) cut train 0.6 / validation 0.2 / test 0.2 leave 2 to "
+         "train on, 1 to validate and 0 to score"),
+        (100_000_000, 100_000, "the study is too large for this machine: 100,000,000 instances, "
+         "10,000,000,000,000 samples: an estimated peak of"),
+    ],
+)  # fmt: skip
+def test_a_study_that_cannot_run_is_refused_by_validate_and_run_alike(
+    instances, samples, expected, tmp_path
+):
+    """Too few instances to split, or too many for this machine: named before anything is
+    written, by `stl validate` and `stl run` in the same words (earlier: a misleading "evaluate
+    needs the learn stage first" after four stages, or MemoryError after allocating)."""
+    text = QUICK_STUDY.format(seed=1, instances=instances, iterations=5)
+    (tmp_path / "study.toml").write_text(
+        text.replace("samples_per_instance = 16", f"samples_per_instance = {samples}")
+    )
+    for command in ("validate", "run"):
+        done = stl(tmp_path, command, "study.toml", "--out", "o")
+        assert done.returncode == 2, done.stderr
+        assert expected in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]
+
+
+def test_a_database_larger_than_the_free_disk_is_refused(tmp_path):
+    from toolkit.preflight import SizeEstimate, check_size
+
+    free = shutil.disk_usage(tmp_path).free
+    fits = SizeEstimate(instances=1, samples=1, cells=1, memory_bytes=1, disk_bytes=free // 2)
+    check_size(fits, tmp_path / "out" / "study.duckdb")
+    too_big = SizeEstimate(instances=1, samples=1, cells=1, memory_bytes=1, disk_bytes=2 * free)
+    with pytest.raises(StudyError, match=r"out: the study would not fit on its disk: .* is free"):
+        check_size(too_big, tmp_path / "out" / "study.duckdb")
+
+
 def test_a_file_that_is_not_a_database_is_named_by_readers(tmp_path):
     (tmp_path / "report.html").write_text("<html></html>")
     done = stl(tmp_path, "report", "--db", "report.html")
     assert done.returncode == 2
     assert "report.html: not a DuckDB database" in done.stderr
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped one
+def test_an_interrupt_python_dropped_still_stops_the_run(tmp_path):
+    """Python drops an exception raised in a ``__del__`` (an ibis object's, when Ctrl-C lands
+    there): the request is kept, and the run stops at its next check, writing nothing."""
+    from toolkit import errors
+    from toolkit.config import load_study
+
+    class Finalised:
+        def __del__(self):
+            errors.request_interrupt()
+
+    (tmp_path / "study.toml").write_text(QUICK_STUDY.format(seed=1, instances=100, iterations=5))
+    study = load_study(tmp_path / "study.toml")
+    Finalised()  # "Exception ignored in ... KeyboardInterrupt": the raise is gone
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_study(study, tmp_path / "out")
+    finally:
+        errors._Interrupt.requested = False
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_error_duckdb_raises_from_ctrl_c_counts_as_an_interrupt():

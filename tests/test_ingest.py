@@ -198,7 +198,8 @@ MALFORMED = {
     "fewer samples than declared": (
         "counts.csv",
         "id,n,n_correct\nq1,3,1\nq2,3,0\nq3,2,1\n",
-        "counts.csv (dataset 'tiny') holds at most 3 samples per instance and model: declare 3",
+        "counts.csv (dataset 'tiny') holds at most 3 samples per instance and model (id 'q1', "
+        "model 'm1'): declare 3",
     ),
     "a count beyond 64 bits": (
         "counts.csv",
@@ -375,6 +376,59 @@ def test_parquet_samples_with_one_model_and_flags(tmp_path):
     assert data.instances.column("text").to_pylist() == ["Find x.", "Why?"]
     assert data.samples.column("correct").to_pylist() == [True, False, False, False]
     assert data.samples.column("tokens").to_pylist() == [10, 20, 30, 40]
+
+
+def test_ids_written_as_whole_floats_are_the_integer_ids(tmp_path):
+    """A JSON column holding 7 and 7.0 is read as floats: 7.0 is id "7", as in the metadata's
+    integer column, not "7.0" (and a column of such ids does not turn every id into "N.0")."""
+    (tmp_path / "log.jsonl").write_text(
+        jsonl(
+            [{"id": 7, "ok": 1}, {"id": 7.0, "ok": 0}, {"id": 8.0, "ok": 0}, {"id": 8, "ok": 1}]
+            + [{"id": 8.5, "ok": 1}, {"id": 8.5, "ok": 0}]
+        )
+    )
+    (tmp_path / "meta.jsonl").write_text(
+        jsonl([{"uid": 7, "q": "Find x."}, {"uid": 8, "q": "Why?"}, {"uid": 8.5, "q": "Half?"}])
+    )
+    study = tiny_study(
+        tmp_path,
+        {
+            "source": "samples",
+            "path": "log.jsonl",
+            "model": "m1",
+            "columns": {"id": "id", "correct": "ok"},
+            "metadata": {"path": "meta.jsonl", "columns": {"id": "uid", "text": "q"}},
+        },
+        estimation={"samples_per_instance": 2},
+    )
+    (data,) = ingest(study)
+    assert data.instances.column("source_id").to_pylist() == ["7", "8", "8.5"]
+    assert data.instances.column("text").to_pylist() == ["Find x.", "Why?", "Half?"]
+    assert data.samples.column("instance_id").to_pylist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_a_duplicated_row_without_a_sample_column_is_named(tmp_path):
+    """Without a sample number a repeated row is a repeated sample (real logs repeat answers:
+    76 of the 800 Qwen2.5-Math responses repeat one of the same problem word for word), so it
+    is caught as one sample more than the log's others, naming the instance."""
+    rows = [{"id": q, "ok": k % 2} for q in ("a", "b") for k in range(2)]
+    (tmp_path / "log.jsonl").write_text(jsonl([*rows, rows[2]]))
+    study = tiny_study(
+        tmp_path,
+        {
+            "source": "samples",
+            "path": "log.jsonl",
+            "model": "m1",
+            "columns": {"id": "id", "correct": "ok"},
+        },
+        estimation={"samples_per_instance": 2},
+    )
+    with pytest.raises(StudyError) as error:
+        ingest(study)
+    assert (
+        "holds at most 3 samples per instance and model (id 'b', model 'm1'): declare 3; with no "
+        "columns.sample each row is one sample, so a duplicated row is counted twice"
+    ) in str(error.value)
 
 
 def test_text_features_follow_the_documented_rules(tmp_path):
@@ -619,7 +673,7 @@ def test_validate_reads_the_data_as_run_does(counts, declared, expected, tmp_pat
         assert done.returncode == 2, done.stderr
         assert expected in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
-    (tmp_path / "counts.csv").write_text(GOOD_COUNTS)
+    (tmp_path / "counts.csv").write_text(GOOD_COUNTS + "q4,4,2\nq5,4,3\n")  # 5: one to score
     study_file.write_text(VALIDATED_STUDY.format(declared=4))
     done = subprocess.run(
         [sys.executable, "-m", "toolkit", "validate", str(study_file)],
@@ -628,4 +682,4 @@ def test_validate_reads_the_data_as_run_does(counts, declared, expected, tmp_pat
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    assert "read 1 data file(s), 3 instances" in done.stderr
+    assert "read 1 data file(s), 5 instances" in done.stderr

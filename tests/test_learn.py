@@ -12,6 +12,7 @@ from conftest import make_study
 
 from toolkit import db, features, solve
 from toolkit.config import SplitSpec, parse_study
+from toolkit.errors import StudyError
 from toolkit.learn import (
     read_features,
     read_outcomes,
@@ -23,7 +24,7 @@ from toolkit.learn import (
 from toolkit.learned import catboost_params
 from toolkit.pipeline import run_study
 from toolkit.resources import sql_text
-from toolkit.splits import SPLITS, assign_splits, folds_of
+from toolkit.splits import SPLITS, assign_splits, check_split_sizes, folds_of, split_counts
 
 FAST_LEARN = {"iterations": 30, "depth": 4, "learning_rate": 0.2, "seeds": [0, 1]}
 
@@ -167,6 +168,28 @@ def test_splits_are_seeded_exact_and_per_dataset():
         assert sum(counts.values()) == size
         assert abs(counts["train"] - 0.6 * size) < 1
         assert abs(counts["validation"] - 0.2 * size) < 1
+
+
+@pytest.mark.parametrize("folds", [1, 3, 5])
+@pytest.mark.parametrize("n", [2, 7, 101])
+def test_split_counts_are_what_assign_splits_deals(n, folds):
+    spec = SplitSpec(train=0.6, validation=0.2, test=0.2)
+    if folds > 1:
+        spec = SplitSpec(train=0.8, validation=0.2, folds=folds)
+    split = np.array(assign_splits(_instances(n), spec, seed=1).column("split").to_pylist())
+    dealt = [[int((part == s).sum()) for s in SPLITS] for part in split.reshape(folds, n)]
+    assert split_counts(n, spec).tolist() == dealt
+
+
+def test_a_split_without_an_instance_to_train_on_or_score_is_refused():
+    spec = SplitSpec(train=0.6, validation=0.2, test=0.2)
+    check_split_sizes({"a": 5}, spec)  # 3 / 1 / 1
+    with pytest.raises(StudyError, match="leave 2 to train on, 1 to validate and 0 to score"):
+        check_split_sizes({"a": 3}, spec)
+    check_split_sizes({"a": 3, "b": 5}, spec)  # each cut alike, then summed: 5 / 2 / 1
+    folded = SplitSpec(train=0.8, validation=0.2, folds=5)
+    with pytest.raises(StudyError, match=r"split.folds = 5 folds \(fold 4\) leave 3 to train"):
+        check_split_sizes({"a": 4}, folded)
 
 
 def test_stored_splits_partition_the_run(learned):

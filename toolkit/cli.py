@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from toolkit.config import Study, default_study_path, load_study, with_engine
-from toolkit.errors import StudyError
+from toolkit.errors import StudyError, request_interrupt
 
 PIPED_WIDTH = 200
 """Columns of text written to a file or a pipe when ``COLUMNS`` is not set: wide enough that
@@ -144,21 +144,27 @@ def simulate(study: StudyArg = None, out: OutOpt = Path("out"), engine: EngineOp
 
 
 @app.command()
-def validate(study: Annotated[Path, typer.Argument(help="A study TOML file.")]) -> None:
+def validate(
+    study: Annotated[Path, typer.Argument(help="A study TOML file.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Also check the output folder `stl run --out` would use."),
+    ] = None,
+) -> None:
     """Check a study file, and the data files it imports, as `stl run` would before it writes
     anything; print the resolved settings (models with their presets applied)."""
     import dataclasses
     import json
 
     from toolkit.config import resolve_model
-    from toolkit.ingest import ingest
+    from toolkit.preflight import check
 
-    parsed = load_study(study)
-    imported = [d for d in parsed.datasets if d.source != "simulate"]
-    if imported:  # the same reading and checks as the run's ingest stage; nothing is written
-        data = ingest(parsed)
-        counted = sum(d.instances.num_rows for d in data)
-        _say(f"{study}: read {len(imported)} data file(s), {counted:,} instances")
+    checked = check(load_study(study), out)  # the checks `stl run` makes first, in its order
+    parsed = checked.study
+    if checked.imported is not None:  # read as the run's ingest stage reads; nothing written
+        counted = sum(checked.instances.values())
+        _say(f"{study}: read {len(checked.imported)} data file(s), {counted:,} instances")
+    _say(f"{study}: {checked.size.describe()}")
     _say(f"{study}: valid (config hash {parsed.config_hash()})")
     settings = parsed.model_dump(mode="json")
     settings["models"] = [
@@ -317,7 +323,11 @@ def bench_scale(
 
 def main() -> None:
     """Entry point: user errors exit 2 with the message, without a traceback."""
-    signal.signal(signal.SIGTERM, _interrupt)  # a kill is handled like Ctrl-C: rolled back
+    # Ctrl-C and a kill alike: rolled back, and remembered (an interrupt raised inside a
+    # __del__ is dropped by Python; the run checks before it commits)
+    signal.signal(signal.SIGINT, request_interrupt)
+    signal.signal(signal.SIGTERM, request_interrupt)
+    sys.unraisablehook = _unraisable
     try:
         # help text as wide as the output allows (the context settings reach subcommands)
         status = app(
@@ -350,8 +360,12 @@ INTERRUPTED = 130
 """The exit status of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT)."""
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """An interrupt dropped inside a ``__del__`` is not printed (the run stops at its next
+    check, ``raise_if_interrupted``); anything else is, as Python would."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _caused_by_interrupt(error: BaseException) -> bool:

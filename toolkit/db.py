@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from toolkit.errors import StudyError
+from toolkit.errors import StudyError, raise_if_interrupted
 from toolkit.resources import sql_dir
 from toolkit.schema_docs import ObjectDoc, parse_table_file, parse_view_file
 
@@ -409,10 +409,16 @@ def transaction(backend: ibis.BaseBackend) -> Iterator[None]:
     con.execute("begin transaction")
     try:
         yield
+        raise_if_interrupted()  # a Ctrl-C whose KeyboardInterrupt Python dropped
     except BaseException:
         con.execute("rollback")
         raise
-    con.execute("commit")
+    try:
+        con.execute("commit")
+    except duckdb.Error as error:  # a full disk, a folder that turned read-only
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
+        raise StudyError(f"the run could not be committed, nothing was written: {error}") from None
 
 
 def append(

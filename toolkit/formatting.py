@@ -34,6 +34,15 @@ def format_cost(value: float | None, unit: str) -> str:
     return significant(value)
 
 
+def size_text(n_bytes: float) -> str:
+    """Bytes in the largest binary unit that keeps a number of at least 1: ``740 MiB``,
+    ``3.65 GiB``, three significant digits."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n_bytes) >= scale:
+            return f"{significant(n_bytes / scale)} {unit}"
+    return f"{significant(n_bytes)} B"
+
+
 def budget_label(value: float, unit: str) -> str:
     """``B = $0.0005``, ``B = 2 samples``, ``B = 1,200 tokens`` (per question)."""
     if unit == "usd":

@@ -155,20 +155,35 @@ def _check_samples_per_instance(study: Study, datasets: list[ImportedDataset]) -
     """``estimation.samples_per_instance`` is what the data hold: the most samples of any
     instance and model (a study that declares 48 for a log of 8 would record 48)."""
     declared = study.estimation.samples_per_instance
-    most, where = 0, ""
+    most, where, numbered = 0, "", True
     for spec, data in zip(study.datasets, datasets, strict=True):
         if data.samples.num_rows == 0:
             continue
         counts = data.samples.group_by(["instance_id", "model"]).aggregate(
             [("sample_idx", "count")]
         )
-        largest = pc.max(counts.column("sample_idx_count")).as_py()
-        if largest > most:
-            most, where = largest, f"{spec.path} (dataset {spec.name!r})"
+        n = counts.column("sample_idx_count").to_numpy()
+        at = int(np.argmax(n))  # the first instance and model with the most
+        if n[at] > most:
+            instance = counts.column("instance_id")[at].as_py()
+            ids = data.instances.column("instance_id").to_numpy()
+            source_id = data.instances.column("source_id")[int(np.flatnonzero(ids == instance)[0])]
+            most = int(n[at])
+            model = counts.column("model")[at].as_py()
+            where = (
+                f"{spec.path} (dataset {spec.name!r}) holds at most {most} samples per instance "
+                f"and model (id {source_id.as_py()!r}, model {model!r})"
+            )
+            numbered = spec.source != "samples" or spec.columns.sample is not None
     if most and most != declared:
+        duplicates = (
+            ""
+            if numbered or most < declared
+            else "; with no columns.sample each row is one sample, so a duplicated row is "
+            "counted twice (declare columns.sample to have repeated rows refused)"
+        )
         raise StudyError(
-            f"estimation.samples_per_instance = {declared}, but {where} holds at most {most} "
-            f"samples per instance and model: declare {most}"
+            f"estimation.samples_per_instance = {declared}, but {where}: declare {most}{duplicates}"
         )
 
 
@@ -782,6 +797,12 @@ def _conversion(kind: Kind, arrow_type: pa.DataType, x: str) -> tuple[str, str]:
     is_whole = pa.types.is_integer(arrow_type)
     is_number = is_whole or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)
     if kind == "key":
+        if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+            # a column holding 7 and 7.5 (or 7.0) is read as floats: a whole one is the id
+            # written as an integer, so 7 and 7.0 are one id, "7", as in an integer column
+            whole = f"{x} = trunc({x}) and abs({x}) < 9.2e18"
+            convert = f"case when {whole} then {x}::bigint::varchar else {x}::varchar end"
+            return f"isfinite({x}::double)", convert
         scalar = is_text or is_number or pa.types.is_boolean(arrow_type)
         return ("true", f"{x}::varchar") if scalar else ("false", "null")
     if kind == "text":

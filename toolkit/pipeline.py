@@ -21,12 +21,13 @@ import pyarrow as pa
 
 from toolkit import bi, db
 from toolkit.config import Study
-from toolkit.errors import StudyError
+from toolkit.errors import StudyError, raise_if_interrupted
 from toolkit.evaluate import evaluate
-from toolkit.ingest import ingest
+from toolkit.ingest import ImportedDataset
 from toolkit.learn import learn
 from toolkit.noise import half_outcomes
 from toolkit.outcomes import action_table, answer_profiles, estimate_outcomes
+from toolkit.preflight import Checked, check
 from toolkit.probe import probe_outcomes
 from toolkit.report import write_report
 from toolkit.simulate import simulate
@@ -62,6 +63,7 @@ def _timed(result: RunResult, stage: str, progress: Progress) -> Iterator[None]:
     start = time.perf_counter()
     with progress(stage):
         yield
+    raise_if_interrupted()  # stop at the stage's end if a Ctrl-C's raise was dropped
     result.stage_seconds[stage] = time.perf_counter() - start
 
 
@@ -76,8 +78,8 @@ def staging_path(database: Path, run_id: int) -> Path:
 
 @contextlib.contextmanager
 def _run_database(path: Path, memory_limit: str | None = None) -> Iterator[ibis.BaseBackend]:
-    """Open (or create) the study database; remove it again if this run created it and failed."""
-    _check_output(path)
+    """Open (or create) the study database; remove it again if this run created it and failed.
+    (``toolkit.preflight.check_output`` has checked the folder first.)"""
     created = not path.exists()
     new_folders = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     try:
@@ -100,17 +102,6 @@ def _run_database(path: Path, memory_limit: str | None = None) -> Iterator[ibis.
         _remove_created(path, created, new_folders)
         raise
     backend.disconnect()
-
-
-def _check_output(path: Path) -> None:
-    """The output folder is a folder (or can be made one) and its database a file."""
-    for folder in (path.parent, *path.parent.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise StudyError(f"--out {path.parent}: {folder} is a file, not a folder")
-            break
-    if path.exists() and not path.is_file():
-        raise StudyError(f"{path}: is a folder, not a study database; choose another --out")
 
 
 def _remove_created(path: Path, created: bool, new_folders: list[Path]) -> None:
@@ -229,15 +220,19 @@ def simulate_into(
 
 
 def ingest_into(
-    backend: db.Engine, study: Study, run_id: int, result: RunResult, progress: Progress
+    backend: db.Engine,
+    imported: list[ImportedDataset],
+    run_id: int,
+    result: RunResult,
+    progress: Progress,
 ) -> list[pa.Table]:
-    """Import every dataset from its files (all checked before the first row is appended) and
-    append instances and samples in bulk; the logged outcomes (``source = "outcomes"``), which
-    the outcomes stage appends."""
+    """Append every imported dataset's instances and samples (read and checked by
+    ``toolkit.preflight.check`` before the run began) in bulk; the logged outcomes
+    (``source = "outcomes"``), which the outcomes stage appends."""
     with _timed(result, "ingest", progress):
         rows = {"instances": 0, "samples": 0}
         logged = []
-        for data in ingest(study):
+        for data in imported:
             rows["instances"] += db.append(backend, "instances", data.instances, run_id)
             rows["samples"] += db.append(backend, "samples", data.samples, run_id)
             if data.outcomes is not None:
@@ -278,20 +273,21 @@ def evaluate_into(
 
 def _run_stages(
     backend: db.Engine,
-    study: Study,
+    checked: Checked,
     run_id: int,
     result: RunResult,
     stages: tuple[str, ...],
     progress: Progress,
 ) -> None:
-    simulated = all(spec.source == "simulate" for spec in study.datasets)
+    study = checked.study
+    simulated = checked.imported is None
     logged: list[pa.Table] = []
     # "simulate" and "ingest" name the same stage: the data, by the datasets' sources
     if {"simulate", "ingest"} & set(stages):
-        if simulated:
+        if checked.imported is None:
             simulate_into(backend, study, run_id, result, progress)
         else:
-            logged = ingest_into(backend, study, run_id, result, progress)
+            logged = ingest_into(backend, checked.imported, run_id, result, progress)
     if "outcomes" in stages:
         write_outcomes(
             backend, study, run_id, result, simulated=simulated, progress=progress, logged=logged
@@ -316,9 +312,11 @@ def run_study(
     The core queries run on ``study.engine`` (``toolkit.db``); whatever the engine, the run
     lands in the DuckDB file whole or not at all."""
     path = database_path(out_dir)
+    result = RunResult(run_id=-1, database=path)
+    with _timed(result, "check", progress):  # everything `stl validate` checks, before any write
+        checked = check(study, out_dir, learns=bool({"learn", "evaluate"} & set(stages)))
     engine_url = db.parse_engine_url(study.engine.url)
     with _run_database(path, study.engine.memory_limit) as store:
-        result = RunResult(run_id=-1, database=path)
         with db.transaction(store):
             db.create_schema(store)
             result.replaced = (
@@ -344,7 +342,7 @@ def run_study(
                     store, study.engine.url, staging=staging, spark_config=study.engine.spark_config
                 )
                 try:
-                    _run_stages(backend, study, run_id, result, stages, progress)
+                    _run_stages(backend, checked, run_id, result, stages, progress)
                 finally:
                     backend.release()
             except BaseException:
@@ -357,7 +355,13 @@ def run_study(
         # from the committed, closed database, opened read-only like any reader; the run has
         # landed, so a failing report does not remove it
         with _timed(result, "report", progress):
-            result.report = write_report(path, path.with_name("report.html"), result.run_id)
+            try:
+                result.report = write_report(path, path.with_name("report.html"), result.run_id)
+            except StudyError as error:
+                raise StudyError(
+                    f"run {result.run_id} landed in {path}, but its report did not: {error} "
+                    f"(`stl report --db {path}` writes it)"
+                ) from None
     return result
 
 

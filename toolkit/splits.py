@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from toolkit.config import SplitSpec
+from toolkit.errors import StudyError
 
 SPLITS = ("train", "validation", "test")
 _SPLIT_STREAM = 1_000_001
@@ -44,6 +45,37 @@ def _counts(n: int, fractions: np.ndarray) -> np.ndarray:
     return counts
 
 
+def split_counts(n: int, split: SplitSpec) -> np.ndarray:
+    """(train, validation, test) instance counts of each fold (one row per fold) when a
+    dataset of ``n`` instances is cut as ``split`` says; what ``assign_splits`` deals."""
+    if split.folds == 1:
+        return _counts(n, np.array([split.train, split.validation, split.test]))[None, :]
+    tests = _counts(n, np.ones(split.folds))
+    rest = np.array([split.train, split.validation])
+    return np.array([[*_counts(n - test, rest), test] for test in tests], dtype=int)
+
+
+def check_split_sizes(instances: dict[str, int], split: SplitSpec) -> None:
+    """Every fold has an instance to train on and one to score (summed over the datasets,
+    ``instances``: the instance count of each); else a StudyError saying how the cut fell."""
+    counts = sum(split_counts(n, split) for n in instances.values())
+    for fold, (train, validation, test) in enumerate(counts):
+        if train > 0 and test > 0:
+            continue
+        total = sum(instances.values())
+        if split.folds == 1:
+            how = (
+                f"cut train {split.train:g} / validation {split.validation:g} / test {split.test:g}"
+            )
+        else:
+            how = f"dealt into split.folds = {split.folds} folds (fold {fold})"
+        raise StudyError(
+            f"split: {total:,} instance(s) {how} leave {train} to train on, {validation} to "
+            f"validate and {test} to score; a policy needs at least one to train on and one to "
+            "score: use more instances or larger shares"
+        )
+
+
 def assign_splits(instances: pa.Table, split: SplitSpec, seed: int) -> pa.Table:
     """(fold, instance_id, split) for every fold and instance.
 
@@ -59,18 +91,14 @@ def assign_splits(instances: pa.Table, split: SplitSpec, seed: int) -> pa.Table:
     for name in sorted(set(datasets.tolist())):
         members = np.flatnonzero(datasets == name)
         shuffled = rng.permutation(members)
+        counts = split_counts(len(members), split)
         if k == 1:
-            counts = _counts(len(members), np.array([split.train, split.validation, split.test]))
-            labels[0, shuffled] = np.repeat(np.array(SPLITS, dtype=object), counts)
+            labels[0, shuffled] = np.repeat(np.array(SPLITS, dtype=object), counts[0])
             continue
-        fold_of = np.empty(len(members), dtype=np.int64)
-        fold_of[np.arange(len(members))] = np.repeat(
-            np.arange(k), _counts(len(members), np.ones(k))
-        )
-        for fold in range(k):
+        fold_of = np.repeat(np.arange(k), counts[:, 2])
+        for fold, (train, validation, _) in enumerate(counts):
             rest = shuffled[fold_of != fold]
             labels[fold, shuffled[fold_of == fold]] = "test"
-            train, validation = _counts(len(rest), np.array([split.train, split.validation]))
             labels[fold, rest[:train]] = "train"
             labels[fold, rest[train : train + validation]] = "validation"
     return pa.table(
@@ -95,4 +123,4 @@ def folds_of(splits: pa.Table) -> list[Fold]:
     return out
 
 
-__all__ = ["SPLITS", "Fold", "assign_splits", "folds_of"]
+__all__ = ["SPLITS", "Fold", "assign_splits", "check_split_sizes", "folds_of", "split_counts"]

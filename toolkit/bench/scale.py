@@ -22,7 +22,8 @@ One row per engine, K, N and stage:
 - ``spill_mib``: the largest size of the DuckDB spill folder seen during the stage (0: DuckDB
   stayed within its memory limit without spilling);
 - a ``total`` row per run: the whole ``run_study`` call (schema, commit included), the peak over
-  the run, and the database file's size in the note.
+  the run, and the database file's size in the note, with the size check's estimate of both
+  (``toolkit.preflight.SizeEstimate``, which ``stl run`` compares with the machine first).
 
 These are measurements, not tests: nothing here asserts a time.
 """
@@ -45,6 +46,7 @@ from pathlib import Path
 from toolkit.bench import print_table
 from toolkit.config import Study, default_study_path, load_study, parse_study
 from toolkit.pipeline import STAGES, database_path, run_study
+from toolkit.preflight import SizeEstimate
 
 SAMPLES_BY_K = {5: [1, 2, 4, 8, 16], 8: [1, 2, 3, 4, 6, 8, 12, 16]}
 DEFAULT_SIZES = (100_000, 1_000_000)
@@ -268,6 +270,7 @@ def measure(
             }
         )
     size = database.stat().st_size if database.exists() else 0
+    estimate = SizeEstimate.of(study, instances, learns=bool({"learn", "evaluate"} & set(stages)))
     rows.append(
         {
             **key,
@@ -279,7 +282,8 @@ def measure(
             "peak_mib": _mib(whole.peak_rss),
             "spill_mib": _mib(whole.peak_spill),
             "note": f"db {size / 2**30:,.2f} GiB; {result.rows.get('samples', 0):,} samples, "
-            f"{result.rows.get('outcomes', 0):,} outcomes",
+            f"{result.rows.get('outcomes', 0):,} outcomes; the preflight estimate: peak "
+            f"{_mib(estimate.memory_bytes):,.0f} MiB, db {estimate.disk_bytes / 2**30:,.2f} GiB",
         }
     )
     return rows

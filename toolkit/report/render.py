@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,8 +59,25 @@ def latest_run(backend: ibis.BaseBackend, database: str) -> int:
 
 
 def _write(context: ReportContext | ComparisonContext, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(context), encoding="utf-8")
+    """The page into ``out`` whole: written beside it, then renamed over it, so a reader
+    never sees half a report and a failed write leaves the old one."""
+    page = render(context)
+    part: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", delete=False
+        ) as handle:
+            part = Path(handle.name)
+            handle.write(page)
+        os.chmod(part, 0o644)
+        os.replace(part, out)
+    except BaseException as error:
+        if part is not None:
+            part.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise StudyError(f"{out}: cannot write the report: {error.strerror}") from None
+        raise
     return out
 
 
