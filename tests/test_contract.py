@@ -3,6 +3,7 @@ the study database and nothing else, and an interrupted run exits 130 having wri
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -222,6 +223,74 @@ def test_a_run_killed_in_any_stage_leaves_the_earlier_runs(stage, signum, finish
         _, stderr = again.communicate(timeout=300)
         assert again.returncode == 0, stderr
         assert table_snapshot(database)["runs"][0] == before["runs"][0] + 1
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3, 0.8])
+def test_an_interrupt_while_the_command_starts_exits_130(delay, tmp_path):
+    """Ctrl-C while the modules load (the first second or so): one line and 130, not a
+    traceback from whichever import it hit, or ImportError and status 1."""
+    (tmp_path / "study.toml").write_text(QUICK_STUDY.format(seed=1, instances=100, iterations=5))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "run", "study.toml", "--out", "out"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip(f"the run finished within {delay} s")
+    assert process.returncode == 130, stderr
+    assert "interrupted: nothing was written" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupt_after_the_run_landed_says_it_landed(tmp_path):
+    """Interrupted in the report stage (here by the progress hook, as Ctrl-C would be): the
+    run has committed and is kept, and the interrupt says so."""
+    from toolkit.config import load_study
+    from toolkit.errors import InterruptedAfterLanding
+
+    @contextlib.contextmanager
+    def progress(stage: str):
+        if stage == "report":
+            raise KeyboardInterrupt
+        yield
+
+    (tmp_path / "study.toml").write_text(QUICK_STUDY.format(seed=1, instances=100, iterations=5))
+    with pytest.raises(InterruptedAfterLanding, match="run 1 landed in .*report was not written"):
+        run_study(load_study(tmp_path / "study.toml"), tmp_path / "out", progress=progress)
+    assert table_snapshot(tmp_path / "out" / "study.duckdb")["runs"][0] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0, 0.4, 0.8])
+def test_ctrl_c_around_the_commit_says_what_happened(delay, finished_run, tmp_path):
+    """Ctrl-C just before or after the commit: the message matches the database, rolled back
+    ("nothing was written") or landed ("its report was not written")."""
+    shutil.copytree(finished_run, tmp_path / "out")
+    database = tmp_path / "out" / "study.duckdb"
+    runs_before = table_snapshot(database)["runs"][0]
+    process = start_run(tmp_path, "out", seed=8, iterations=20)
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.strip() == "evaluate done":
+            time.sleep(delay)
+            process.send_signal(signal.SIGINT)
+            break
+    _, stderr = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip(f"the run finished within {delay} s of evaluate")
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    landed = "its report was not written (`stl report --db out/study.duckdb` writes it)"
+    if landed in stderr:
+        assert table_snapshot(database)["runs"][0] == runs_before + 1
+    else:
+        assert "interrupted: nothing was written" in stderr
+        assert table_snapshot(database)["runs"][0] == runs_before
 
 
 def stl(folder: Path, *args: str) -> subprocess.CompletedProcess:

@@ -228,6 +228,11 @@ MALFORMED = {
         "meta.jsonl: row 2, column 'level': expected a level (a whole number, or text ending "
         "in one), got 'hard'",
     ),
+    "metadata level beyond 16 bits": (
+        "meta.jsonl",
+        GOOD_METADATA.replace('"level": 2', '"level": 99999'),
+        "meta.jsonl: row 2, column 'level': at most 32,767, got 99999",
+    ),
     "not JSON": ("meta.jsonl", "{not json\n", "meta.jsonl: cannot read it as jsonl"),
     "JSONL broken on line 3": (
         "meta.jsonl",
@@ -429,6 +434,24 @@ def test_a_duplicated_row_without_a_sample_column_is_named(tmp_path):
         "holds at most 3 samples per instance and model (id 'b', model 'm1'): declare 3; with no "
         "columns.sample each row is one sample, so a duplicated row is counted twice"
     ) in str(error.value)
+
+
+def test_a_sample_number_beyond_32_bits_is_named(tmp_path):
+    (tmp_path / "log.csv").write_text("id,sample,ok\na,0,1\na,1000000000000,0\n")
+    study = tiny_study(
+        tmp_path,
+        {
+            "source": "samples",
+            "path": "log.csv",
+            "model": "m1",
+            "columns": {"id": "id", "sample": "sample", "correct": "ok"},
+        },
+        estimation={"samples_per_instance": 2},
+    )
+    with pytest.raises(
+        StudyError, match=r"log\.csv: row 2, column 'sample': at most 2,147,483,647"
+    ):
+        ingest(study)
 
 
 def test_text_features_follow_the_documented_rules(tmp_path):

@@ -11,16 +11,57 @@ Each stage is also a verb of its own: ``simulate`` and ``ingest`` (Arrow tables)
 ``evaluate`` and ``write_report``.
 """
 
-from toolkit.config import Study, default_study_path, load_study, parse_study
-from toolkit.errors import StudyError
-from toolkit.evaluate import evaluate
-from toolkit.ingest import ingest
-from toolkit.learn import learn
-from toolkit.outcomes import answer_profiles, estimate_outcomes, majority_vote_accuracy
-from toolkit.pipeline import RunResult, run_study
-from toolkit.report import write_report
-from toolkit.simulate import simulate
-from toolkit.solve import Allocation, oracle_actions, solve_budget, solve_budgets
+import importlib
+from typing import TYPE_CHECKING
+
+_PUBLIC = {
+    "Study": "toolkit.config",
+    "default_study_path": "toolkit.config",
+    "load_study": "toolkit.config",
+    "parse_study": "toolkit.config",
+    "StudyError": "toolkit.errors",
+    "evaluate": "toolkit.evaluate",
+    "ingest": "toolkit.ingest",
+    "learn": "toolkit.learn",
+    "answer_profiles": "toolkit.outcomes",
+    "estimate_outcomes": "toolkit.outcomes",
+    "majority_vote_accuracy": "toolkit.outcomes",
+    "RunResult": "toolkit.pipeline",
+    "run_study": "toolkit.pipeline",
+    "write_report": "toolkit.report",
+    "simulate": "toolkit.simulate",
+    "Allocation": "toolkit.solve",
+    "oracle_actions": "toolkit.solve",
+    "solve_budget": "toolkit.solve",
+    "solve_budgets": "toolkit.solve",
+}
+"""Where each public verb lives: imported when first used (``toolkit.run_study``), so that
+``import toolkit`` and the ``stl`` command start without loading CatBoost, ibis or matplotlib."""
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from toolkit.config import Study, default_study_path, load_study, parse_study
+    from toolkit.errors import StudyError
+    from toolkit.evaluate import evaluate
+    from toolkit.ingest import ingest
+    from toolkit.learn import learn
+    from toolkit.outcomes import answer_profiles, estimate_outcomes, majority_vote_accuracy
+    from toolkit.pipeline import RunResult, run_study
+    from toolkit.report import write_report
+    from toolkit.simulate import simulate
+    from toolkit.solve import Allocation, oracle_actions, solve_budget, solve_budgets
 
 __all__ = [
     "Allocation",

@@ -1,5 +1,5 @@
 """``python -m toolkit``: the same as the ``stl`` command."""
 
-from toolkit.cli import main
+from toolkit.entry import main
 
 main()

@@ -14,7 +14,13 @@ import typer
 from rich.console import Console
 
 from toolkit.config import Study, default_study_path, load_study, with_engine
-from toolkit.errors import StudyError, request_interrupt
+from toolkit.entry import INTERRUPTED
+from toolkit.errors import (
+    InterruptedAfterLanding,
+    StudyError,
+    interrupt_requested,
+    request_interrupt,
+)
 
 PIPED_WIDTH = 200
 """Columns of text written to a file or a pipe when ``COLUMNS`` is not set: wide enough that
@@ -335,6 +341,9 @@ def main() -> None:
             terminal_width=output_width(sys.stdout),
             max_content_width=HELP_MAX_WIDTH,
         )
+    except InterruptedAfterLanding as interrupt:
+        _say(f"interrupted: {interrupt}")
+        sys.exit(INTERRUPTED)
     except KeyboardInterrupt:
         status = INTERRUPTED
     except StudyError as error:
@@ -345,8 +354,8 @@ def main() -> None:
     except typer.TyperException as error:  # usage errors: unknown option, missing argument
         error.show()
         sys.exit(error.exit_code)
-    except Exception as error:  # Ctrl-C inside a DuckDB call: an error caused by the interrupt
-        if not _caused_by_interrupt(error):
+    except Exception as error:  # Ctrl-C inside a DuckDB call or an import: caused by it
+        if not (_caused_by_interrupt(error) or interrupt_requested()):
             raise
         status = INTERRUPTED
     if status == INTERRUPTED:  # typer returns click's Abort on Ctrl-C as exit code 130
@@ -354,10 +363,6 @@ def main() -> None:
         sys.exit(INTERRUPTED)
     if isinstance(status, int) and status:
         sys.exit(status)
-
-
-INTERRUPTED = 130
-"""The exit status of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT)."""
 
 
 def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:

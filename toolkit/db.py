@@ -24,7 +24,7 @@ import json
 import platform
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from toolkit.errors import StudyError, raise_if_interrupted
+from toolkit.errors import (
+    StudyError,
+    interrupt_requested,
+    interrupts_deferred,
+    raise_if_interrupted,
+)
 from toolkit.resources import sql_dir
 from toolkit.schema_docs import ObjectDoc, parse_table_file, parse_view_file
 
@@ -403,8 +408,12 @@ def apply_comments(con: duckdb.DuckDBPyConnection, docs: list[ObjectDoc]) -> int
 
 
 @contextlib.contextmanager
-def transaction(backend: ibis.BaseBackend) -> Iterator[None]:
-    """All writes inside land together or not at all."""
+def transaction(
+    backend: ibis.BaseBackend, on_commit: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """All writes inside land together or not at all. ``on_commit`` is called once they have
+    landed, in the same section as the commit, which no Ctrl-C breaks into: a caller knows
+    exactly whether an interrupt came before or after."""
     con = raw(backend)
     con.execute("begin transaction")
     try:
@@ -413,12 +422,22 @@ def transaction(backend: ibis.BaseBackend) -> Iterator[None]:
     except BaseException:
         con.execute("rollback")
         raise
-    try:
-        con.execute("commit")
-    except duckdb.Error as error:  # a full disk, a folder that turned read-only
-        with contextlib.suppress(duckdb.Error):
-            con.execute("rollback")
-        raise StudyError(f"the run could not be committed, nothing was written: {error}") from None
+    with interrupts_deferred():
+        try:
+            if interrupt_requested():
+                raise KeyboardInterrupt
+            con.execute("commit")
+        except BaseException as error:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("rollback")
+            if isinstance(error, duckdb.Error):  # a full disk, a folder that turned read-only
+                raise StudyError(
+                    f"the run could not be committed, nothing was written: {error}"
+                ) from None
+            raise
+        if on_commit is not None:
+            on_commit()
+    raise_if_interrupted()  # one that came during the commit: after the run landed
 
 
 def append(

@@ -1,4 +1,10 @@
-"""Errors a user can act on: each names the file, field, table or row at fault."""
+"""Errors a user can act on: each names the file, field, table or row at fault; and how
+Ctrl-C and SIGTERM reach a run."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 
 class StudyError(Exception):
@@ -7,6 +13,7 @@ class StudyError(Exception):
 
 class _Interrupt:
     requested = False
+    shielded = False
 
 
 def request_interrupt(signum: int = 0, frame: object = None) -> None:
@@ -15,7 +22,30 @@ def request_interrupt(signum: int = 0, frame: object = None) -> None:
     "Exception ignored in ..."), so the raise alone can be lost; ``raise_if_interrupted`` before
     a commit makes sure a run asked to stop never lands."""
     _Interrupt.requested = True
-    raise KeyboardInterrupt
+    if not _Interrupt.shielded:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """A section no interrupt breaks into (a commit and the note that it happened): Ctrl-C
+    there is remembered and raised by the next ``raise_if_interrupted``."""
+    _Interrupt.shielded = True
+    try:
+        yield
+    finally:
+        _Interrupt.shielded = False
+
+
+def interrupt_requested() -> bool:
+    """Whether Ctrl-C or SIGTERM has asked the command to stop."""
+    return _Interrupt.requested
+
+
+class InterruptedAfterLanding(BaseException):
+    """An interrupt after the run committed (while its report was written): the run is kept,
+    and the message says so. Not a KeyboardInterrupt, which the command line library would
+    take for one that stopped the command before it wrote anything."""
 
 
 def raise_if_interrupted() -> None:

@@ -88,6 +88,8 @@ _EXPECTED: dict[Kind, str] = {
     "share": "a number from 0 to 1",
     "number": "a number (or numeric text, 99.2% read as 0.992)",
 }
+_STORED_LIMITS = {"sample": 2**31 - 1, "prompt_tokens": 2**31 - 1, "level": 2**15 - 1}
+"""The largest value of the roles stored in fewer than 64 bits (``integer``, ``smallint``)."""
 _PER_SAMPLE_ROLES = frozenset(
     {"sample", "answer", "correct", "tokens", "response", "prompt_tokens", "cost"}
 )
@@ -771,6 +773,18 @@ def _check_values(
         raise StudyError(
             f"{at}: expected {_EXPECTED[role.kind]}, got {found[1]!r} (named by {role.where})"
         )
+    limit = _STORED_LIMITS.get(role.name)
+    if limit is not None:  # stored in 32 or 16 bits (sql/tables/)
+        found = con.execute(
+            f"select _row, {role.name}::varchar from _ingest_raw where {convert} > $limit "
+            "order by _row limit 1",
+            {"limit": limit},
+        ).fetchone()
+        if found:
+            raise StudyError(
+                f"{file.path}: {file.row} {found[0]}, column {role.column!r}: at most {limit:,}, "
+                f"got {found[1]} (named by {role.where})"
+            )
     if role.kind == "count":
         negative = f"list_min({role.name}) < 0" if _is_list(arrow_type) else f"{convert} < 0"
         found = con.execute(

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from toolkit import bi, db
 from toolkit.config import Study
-from toolkit.errors import StudyError, raise_if_interrupted
+from toolkit.errors import InterruptedAfterLanding, StudyError, raise_if_interrupted
 from toolkit.evaluate import evaluate
 from toolkit.ingest import ImportedDataset
 from toolkit.learn import learn
@@ -76,10 +76,22 @@ def staging_path(database: Path, run_id: int) -> Path:
     return database.parent / "spark" / f"run-{run_id}"
 
 
+@dataclass
+class _Landing:
+    """Whether the run's transaction has committed (set in the commit's own section)."""
+
+    done: bool = False
+
+    def mark(self) -> None:
+        self.done = True
+
+
 @contextlib.contextmanager
-def _run_database(path: Path, memory_limit: str | None = None) -> Iterator[ibis.BaseBackend]:
-    """Open (or create) the study database; remove it again if this run created it and failed.
-    (``toolkit.preflight.check_output`` has checked the folder first.)"""
+def _run_database(
+    path: Path, memory_limit: str | None, landing: _Landing
+) -> Iterator[ibis.BaseBackend]:
+    """Open (or create) the study database; remove it again if this run created it and failed
+    before it landed. (``toolkit.preflight.check_output`` has checked the folder first.)"""
     created = not path.exists()
     new_folders = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     try:
@@ -99,7 +111,8 @@ def _run_database(path: Path, memory_limit: str | None = None) -> Iterator[ibis.
         yield backend
     except BaseException:
         backend.disconnect()
-        _remove_created(path, created, new_folders)
+        if not landing.done:
+            _remove_created(path, created, new_folders)
         raise
     backend.disconnect()
 
@@ -315,9 +328,45 @@ def run_study(
     result = RunResult(run_id=-1, database=path)
     with _timed(result, "check", progress):  # everything `stl validate` checks, before any write
         checked = check(study, out_dir, learns=bool({"learn", "evaluate"} & set(stages)))
+    landing = _Landing()
+    later = f"(`stl report --db {path}` writes it)"
+    try:
+        _land(study, checked, path, result, stages, progress, landing)
+        result.cost_unit = study.actions.cost
+        if "evaluate" in stages:
+            result.headline = bi.read_headline(path, result.run_id)
+        if "report" in stages:
+            # from the committed, closed database, opened read-only like any reader
+            with _timed(result, "report", progress):
+                result.report = write_report(path, path.with_name("report.html"), result.run_id)
+    except KeyboardInterrupt:
+        if not landing.done:
+            raise
+        raise InterruptedAfterLanding(
+            f"run {result.run_id} landed in {path}, its report was not written {later}"
+        ) from None
+    except StudyError as error:
+        if not landing.done:
+            raise
+        raise StudyError(
+            f"run {result.run_id} landed in {path}, but its report did not: {error} {later}"
+        ) from None
+    return result
+
+
+def _land(
+    study: Study,
+    checked: Checked,
+    path: Path,
+    result: RunResult,
+    stages: tuple[str, ...],
+    progress: Progress,
+    landing: _Landing,
+) -> None:
+    """Every stage but the report, in one transaction into the database at ``path``."""
     engine_url = db.parse_engine_url(study.engine.url)
-    with _run_database(path, study.engine.memory_limit) as store:
-        with db.transaction(store):
+    with _run_database(path, study.engine.memory_limit, landing) as store:
+        with db.transaction(store, on_commit=landing.mark):
             db.create_schema(store)
             result.replaced = (
                 db.existing_run(store, study.study.name, study.config_hash(), study.study.seed)
@@ -348,21 +397,6 @@ def run_study(
             except BaseException:
                 db.remove_staging(staging)
                 raise
-    result.cost_unit = study.actions.cost
-    if "evaluate" in stages:
-        result.headline = bi.read_headline(path, result.run_id)
-    if "report" in stages:
-        # from the committed, closed database, opened read-only like any reader; the run has
-        # landed, so a failing report does not remove it
-        with _timed(result, "report", progress):
-            try:
-                result.report = write_report(path, path.with_name("report.html"), result.run_id)
-            except StudyError as error:
-                raise StudyError(
-                    f"run {result.run_id} landed in {path}, but its report did not: {error} "
-                    f"(`stl report --db {path}` writes it)"
-                ) from None
-    return result
 
 
 __all__ = ["STAGES", "RunResult", "StudyError", "database_path", "run_study"]

@@ -56,10 +56,44 @@ def count_tokens(texts: pa.Array | pa.ChunkedArray | list, tokenizer: str) -> pa
             )
         finally:
             con.close()
-    present = [value for value in values if value is not None]
-    encoded = _encoding(tokenizer).encode_ordinary_batch(present, num_threads=2) if present else []
-    counts = iter(len(tokens) for tokens in encoded)
-    return pa.array([None if value is None else next(counts) for value in values], pa.int64())
+    pieces, owner = [], []
+    for index, value in enumerate(values):
+        if value is not None:
+            cut = _pieces(value)
+            pieces += cut
+            owner += [index] * len(cut)
+    encoded = _encoding(tokenizer).encode_ordinary_batch(pieces, num_threads=2) if pieces else []
+    counts = np.zeros(len(values), dtype=np.int64)
+    np.add.at(counts, np.asarray(owner, dtype=np.int64), [len(tokens) for tokens in encoded])
+    return pa.array(counts, pa.int64(), mask=np.array([value is None for value in values]))
+
+
+PIECE_CHARS = 200_000
+"""The longest text encoded in one call: ``bpe-openai`` refuses inputs beyond some 500,000
+characters ("Input too long to encode safely"), so a longer text is counted in pieces."""
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` cut into pieces of at most about ``PIECE_CHARS`` characters, each cut just
+    before a single space between two non-space characters, where the BPE pre-tokenizer
+    splits anyway (the space goes with the next word), so the counts add up exactly. A stretch
+    without such a space is cut where it reaches the limit (a count that may differ by a token
+    per cut)."""
+    if len(text) <= PIECE_CHARS:
+        return [text]
+    out, start = [], 0
+    while len(text) - start > PIECE_CHARS:
+        end = start + PIECE_CHARS
+        cut = end
+        for at in range(end, start + PIECE_CHARS // 2, -1):
+            single = not text[at - 1].isspace() and not text[at + 1 : at + 2].isspace()
+            if text[at] == " " and single:
+                cut = at
+                break
+        out.append(text[start:cut])
+        start = cut
+    out.append(text[start:])
+    return out
 
 
 def register_token_counter(con: duckdb.DuckDBPyConnection, tokenizer: str) -> None:
