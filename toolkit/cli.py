@@ -171,6 +171,11 @@ def validate(
         counted = sum(checked.instances.values())
         _say(f"{study}: read {len(checked.imported)} data file(s), {counted:,} instances")
     _say(f"{study}: {checked.size.describe()}")
+    if parsed.actions.cost != "samples":  # the range of mean cost is the outcomes' to know
+        _say(
+            f"{study}: budgets in {parsed.actions.cost} are checked against the range of mean "
+            "cost once the run's outcomes stage has costed every action (before anything lands)"
+        )
     _say(f"{study}: valid (config hash {parsed.config_hash()})")
     settings = parsed.model_dump(mode="json")
     settings["models"] = [

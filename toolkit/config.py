@@ -768,6 +768,8 @@ def parse_study(data: dict, source: str = "<study>", base_dir: Path | None = Non
                 where, _, message = message.partition(": ")
             given = item.get("input")
             shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
+            if shown and f"got {given!r}" in message:  # the message shows the value already
+                shown = ""
             if item["type"] == "extra_forbidden":
                 message = "unknown key"
             lines.append(f"  {where}: {message}{shown}")

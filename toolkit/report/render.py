@@ -76,7 +76,9 @@ def _write(context: ReportContext | ComparisonContext, out: Path) -> Path:
         if part is not None:
             part.unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise StudyError(f"{out}: cannot write the report: {error.strerror}") from None
+            files = [folder for folder in out.parents if folder.is_file()]
+            reason = f"{files[0]} is a file, not a folder" if files else error.strerror
+            raise StudyError(f"{out}: cannot write the report: {reason}") from None
         raise
     return out
 
