@@ -372,3 +372,45 @@ def test_missing_views_are_added_as_temporary_views(tmp_path, study_db):
 def test_open_read_only_names_a_missing_file(tmp_path):
     with pytest.raises(StudyError, match="no study database"):
         bi.open_read_only(tmp_path / "none.duckdb")
+
+
+# --------------------------------------------------------------------------------------------
+# The results API: a run's tables for a notebook, without SQL
+# --------------------------------------------------------------------------------------------
+def test_open_run_reads_one_run_as_arrow_and_matches_sql(study_db):
+    import toolkit
+
+    with toolkit.open_run(study_db) as latest:
+        assert latest.run_id == 2 and latest.seed == 6 and latest.study == "bi-small"
+        assert latest.config["study"]["seed"] == 6 and latest.cost_unit == "samples"
+        frontier = latest.frontier()
+        assert set(frontier.column("run_id").to_pylist()) == {2}
+        with duckdb.connect(str(study_db), read_only=True) as con:
+            rows = con.execute(
+                "select count(*), sum(weight) from policy_allocations "
+                "where run_id = 2 and policy = 'uniform' and budget = 2.0"
+            ).fetchone()
+        uniform = latest.allocations(policy="uniform", budget=2.0)
+        assert uniform.num_rows == rows[0]
+        assert sum(uniform.column("weight").to_pylist()) == pytest.approx(rows[1])
+        # a seedless policy's rows: seed is null
+        assert latest.evaluations(policy="uniform", seed=None).num_rows > 0
+        assert latest.overview()["n_instances"] == 1500
+        assert "oracle_labels" in latest.names() and "runs" in latest.names()
+    with toolkit.open_run(study_db, run_id=1) as first:
+        assert first.seed == 5
+        assert not first.frontier().equals(frontier)
+
+
+def test_open_run_names_what_is_not_there(study_db, tmp_path):
+    from toolkit.results import open_run
+
+    with pytest.raises(StudyError, match=r"no run 9 \(runs: 1, 2\)"):
+        open_run(study_db, run_id=9)
+    with open_run(study_db) as run:
+        with pytest.raises(StudyError, match="no table or view 'frontier'"):
+            run.table("frontier")
+        with pytest.raises(StudyError, match="policy_frontier: no column 'polcy'"):
+            run.frontier(polcy="uniform")
+    with pytest.raises(StudyError, match="no study database here"):
+        open_run(tmp_path / "missing.duckdb")

@@ -27,6 +27,8 @@ _PUBLIC = {
     "estimate_outcomes": "toolkit.outcomes",
     "majority_vote_accuracy": "toolkit.outcomes",
     "RunResult": "toolkit.pipeline",
+    "RunResults": "toolkit.results",
+    "open_run": "toolkit.results",
     "run_study": "toolkit.pipeline",
     "write_report": "toolkit.report",
     "simulate": "toolkit.simulate",
@@ -60,12 +62,14 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from toolkit.outcomes import answer_profiles, estimate_outcomes, majority_vote_accuracy
     from toolkit.pipeline import RunResult, run_study
     from toolkit.report import write_report
+    from toolkit.results import RunResults, open_run
     from toolkit.simulate import simulate
     from toolkit.solve import Allocation, oracle_actions, solve_budget, solve_budgets
 
 __all__ = [
     "Allocation",
     "RunResult",
+    "RunResults",
     "Study",
     "StudyError",
     "answer_profiles",
@@ -76,6 +80,7 @@ __all__ = [
     "learn",
     "load_study",
     "majority_vote_accuracy",
+    "open_run",
     "oracle_actions",
     "parse_study",
     "run_study",

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import ibis
@@ -32,6 +33,9 @@ from toolkit.probe import probe_outcomes
 from toolkit.report import write_report
 from toolkit.simulate import simulate
 from toolkit.solve import solve_budgets, write_allocations
+
+if TYPE_CHECKING:
+    from toolkit.results import RunResults
 
 Progress = Callable[[str], contextlib.AbstractContextManager]
 
@@ -56,6 +60,12 @@ class RunResult:
     headline: list[dict] = field(default_factory=list)
     """Per budget, the policies ranked at matched spend
     (``sql/analyses/best_policy_per_budget.sql``)."""
+
+    def open(self) -> RunResults:
+        """The run's tables and views as Arrow (``toolkit.results``), read-only."""
+        from toolkit.results import open_run
+
+        return open_run(self.database, self.run_id)
 
 
 @contextlib.contextmanager
