@@ -38,8 +38,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.special import expit
 
 
 @dataclass(frozen=True)
@@ -145,6 +143,8 @@ _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 
 def mean_logistic_normal(mu: float, spread: float) -> float:
     """E[sigmoid(mu + spread * Z)] for Z ~ N(0, 1)."""
+    from scipy.special import expit  # scipy loads when first needed, not with the CLI
+
     return float(np.dot(_GH_WEIGHTS, expit(mu + spread * _GH_NODES)))
 
 
@@ -154,6 +154,9 @@ def level_accuracy_targets(
     """Per-level mean accuracies a_l = sigmoid(alpha - slope * (l - l_mid)) whose
     level-weighted mean is ``overall``; alpha is solved for. ``slope`` defaults to the
     dataset preset's (a model may declare its own)."""
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
     levels = np.arange(len(dataset.level_values), dtype=float)
     slope = dataset.level_slope if slope is None else slope
     offsets = slope * (levels - levels.mean())
@@ -168,6 +171,8 @@ def level_accuracy_targets(
 
 def level_logit_means(targets: np.ndarray, spread: float) -> np.ndarray:
     """Per level, the logit mean mu_l with E[sigmoid(mu_l + spread * Z)] = target_l."""
+    from scipy.optimize import brentq
+
     return np.array(
         [
             brentq(lambda mu, t=t: mean_logistic_normal(mu, spread) - t, -40.0, 40.0, xtol=1e-13)
