@@ -20,8 +20,10 @@ _PUBLIC = {
     "load_study": "toolkit.config",
     "parse_study": "toolkit.config",
     "StudyError": "toolkit.errors",
+    "BudgetPolicy": "toolkit.deploy",
     "evaluate": "toolkit.evaluate",
     "ingest": "toolkit.ingest",
+    "read_requests": "toolkit.ingest",
     "learn": "toolkit.learn",
     "answer_profiles": "toolkit.outcomes",
     "estimate_outcomes": "toolkit.outcomes",
@@ -55,9 +57,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from toolkit.config import Study, default_study_path, load_study, parse_study
+    from toolkit.deploy import BudgetPolicy
     from toolkit.errors import StudyError
     from toolkit.evaluate import evaluate
-    from toolkit.ingest import ingest
+    from toolkit.ingest import ingest, read_requests
     from toolkit.learn import learn
     from toolkit.outcomes import answer_profiles, estimate_outcomes, majority_vote_accuracy
     from toolkit.pipeline import RunResult, run_study
@@ -68,6 +71,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
 
 __all__ = [
     "Allocation",
+    "BudgetPolicy",
     "RunResult",
     "RunResults",
     "Study",
@@ -83,6 +87,7 @@ __all__ = [
     "open_run",
     "oracle_actions",
     "parse_study",
+    "read_requests",
     "run_study",
     "simulate",
     "solve_budget",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -223,6 +224,68 @@ def sql(
     from toolkit.bi import format_table, run_sql_file
 
     typer.echo(format_table(run_sql_file(file, db, allow_files)))
+
+
+@app.command()
+def allocate(
+    requests: Annotated[
+        Path, typer.Argument(help="A file of requests: CSV, JSONL, JSON or Parquet records.")
+    ],
+    budget: Annotated[float, typer.Option("--budget", "-b", help="Mean cost per request.")],
+    db: DbOpt = Path("out/study.duckdb"),
+    run_id: Annotated[
+        int | None, typer.Option("--run", help="The run whose policy decides (the latest).")
+    ] = None,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--columns",
+            "-c",
+            help="ROLE=COLUMN for id, text, level, subject; default: the study's metadata "
+            "columns. Repeat for each.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Decisions: .jsonl, .csv or .parquet.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the draws between two actions.")] = 0,
+    policy_seed: Annotated[
+        int | None, typer.Option("--policy-seed", help="The CatBoost seed (the first).")
+    ] = None,
+) -> None:
+    """Allocate new requests with a run's learned policy, priced to meet BUDGET on the batch;
+    print the planned mean cost and each action's share, write one decision per request."""
+    from toolkit.deploy import BudgetPolicy, summary, write_decisions
+    from toolkit.ingest import read_requests
+
+    policy = BudgetPolicy.from_run(db, run_id, policy_seed)
+    mapping = _columns(columns) if columns else _metadata_columns(policy.study)
+    decisions = policy.allocate(read_requests(policy.study, requests, mapping), budget, seed)
+    for line in summary(decisions, budget):
+        _say(line)
+    if out is None:
+        for row in decisions.to_pylist():
+            typer.echo(json.dumps(row))
+    else:
+        write_decisions(decisions, out)
+        _say(f"decisions -> {out}")
+
+
+def _columns(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        role, sep, column = pair.partition("=")
+        if not sep or not role.strip() or not column.strip():
+            raise StudyError(f"--columns {pair!r}: write ROLE=COLUMN, e.g. text=problem")
+        mapping[role.strip()] = column.strip()
+    return mapping
+
+
+def _metadata_columns(study: Study) -> dict[str, str]:
+    metadata = study.datasets[0].metadata
+    if metadata is None:
+        raise StudyError("--columns: the study has no metadata columns to default to; name them")
+    return {role: column for role, column in metadata.columns if column is not None}
 
 
 @app.command()

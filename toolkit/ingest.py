@@ -62,7 +62,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from toolkit.config import DatasetSpec, Study
+from toolkit.config import FORMAT_BY_SUFFIX, DatasetSpec, Study
 from toolkit.errors import StudyError
 from toolkit.resources import sql_text
 from toolkit.tokens import register_token_counter
@@ -467,13 +467,18 @@ def _feature_role(spec: DatasetSpec, name: str) -> str:
     return f"feature_{list(spec.features).index(name)}"
 
 
-def _metadata_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
-    kinds: dict[str, tuple[Kind, bool]] = {
+def _metadata_kinds(text_required: bool) -> dict[str, tuple[Kind, bool]]:
+    """How a metadata file's (or a request's) columns are read, and which are required."""
+    return {
         "id": ("key", True),
-        "text": ("text", _prompt_from_text(study, spec)),
+        "text": ("text", text_required),
         "level": ("level", False),
         "subject": ("text", False),
     }
+
+
+def _metadata_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
+    kinds = _metadata_kinds(_prompt_from_text(study, spec))
     roles = [
         _Role(name, column, *kinds[name], where=f"{where}.columns.{name}")
         for name, column in spec.metadata.columns
@@ -1090,6 +1095,13 @@ def _instances(
         """,
         {"first_id": first_id},
     )
+    return _with_text_features(con, spec)
+
+
+def _with_text_features(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:
+    """The ``instances`` rows of the temporary table ``instance_text`` (instance_id,
+    source_id, level, subject, text and the declared lists): its text features
+    (``sql/features/text_features.sql``) and prompt tokens added."""
     con.execute(
         "create or replace temp view text_features as\n" + sql_text("features/text_features.sql")
     )
@@ -1105,6 +1117,68 @@ def _instances(
         """,
         params={"dataset": spec.name, **({} if overhead is None else {"overhead": overhead})},
     ).to_arrow_table()
+
+
+def read_requests(
+    study: Study, path: str | Path, columns: dict[str, str], file_format: str | None = None
+) -> pa.Table:
+    """New requests for a deployed policy, as ``instances`` rows of the study's first dataset:
+    a file of records (CSV, JSONL, JSON, Parquet) with the question text and metadata, mapped
+    by ``columns`` (role -> column: ``id``, ``text``, ``level``, ``subject``; default: the
+    dataset's ``[datasets.metadata.columns]``), read and checked as a metadata file is (a
+    missing or mistyped value names the row and column), with the same text features.
+    ``instance_id`` numbers the records in file order; ``source_id`` is their id."""
+    spec = study.datasets[0]
+    if spec.features:
+        raise StudyError(
+            f"datasets[0].features: declared features ({', '.join(spec.features)}) are not "
+            "read from requests yet; deploy a policy of a study without them"
+        )
+    unknown = sorted(set(columns) - {"id", "text", "level", "subject"})
+    if unknown:
+        raise StudyError(
+            f"--columns: {unknown[0]!r} is not a request column (id, text, level, subject)"
+        )
+    if "id" not in columns:
+        raise StudyError("--columns: name the id column (id=COLUMN)")
+    file_format = file_format or FORMAT_BY_SUFFIX.get(Path(path).suffix.lower())
+    if file_format is None:
+        raise StudyError(f"{path}: cannot tell the format from its extension (csv, jsonl, ...)")
+    if not Path(path).is_file():
+        raise StudyError(f"{path}: no such file")
+    file = _File(Path(path), file_format, "requests")
+    kinds = _metadata_kinds(text_required=True)
+    roles = [
+        _Role(name, column, *kinds[name], where=f"--columns {name}={column}")
+        for name, column in columns.items()
+    ]
+    con = duckdb.connect()
+    try:
+        register_token_counter(con, study.estimation.tokenizer)
+        _load(con, file, roles, "requests", {})
+        _check_unique(con, file, "requests", ["id"], roles)
+        level = "level" if "level" in columns else "null"
+        subject = "subject" if "subject" in columns else "null"
+        text = "text" if "text" in columns else "null"
+        declared = DeclaredFeatures.of(study)
+        empty = (
+            f"list_value({', '.join(['null::double'] * len(declared.numeric))})::double[] "
+            "as declared_numeric, "
+            f"list_value({', '.join(['null::varchar'] * len(declared.categorical))})::varchar[] "
+            "as declared_categorical"
+        )
+        con.execute(
+            f"""
+            create or replace temp table instance_text as
+            select (_row - 1)::bigint as instance_id, id as source_id,
+                {level}::smallint as level, {subject}::varchar as subject,
+                {text}::varchar as text, {empty}
+            from requests order by _row
+            """
+        )
+        return _with_text_features(con, spec)
+    finally:
+        con.close()
 
 
 def _declared_lists(spec: DatasetSpec, declared: DeclaredFeatures) -> str:

@@ -1,0 +1,191 @@
+"""Deployment: a run's learned policy allocates new requests through the same code evaluate
+scores, meets the budget on the batch, and refuses bad requests naming the row and column."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from toolkit.config import load_study
+from toolkit.deploy import BudgetPolicy
+from toolkit.errors import StudyError
+from toolkit.ingest import read_requests
+from toolkit.pipeline import run_study
+
+STUDY = """\
+[study]
+name = "deploy-tiny"
+seed = 3
+
+[[datasets]]
+name = "maths"
+source = "counts"
+path = "counts.csv"
+model = "m1"
+
+[datasets.columns]
+id = "id"
+n = "n"
+n_correct = "n_correct"
+
+[datasets.metadata]
+path = "meta.jsonl"
+
+[datasets.metadata.columns]
+id = "uid"
+text = "problem"
+level = "level"
+subject = "type"
+
+[[models]]
+name = "m1"
+
+[actions]
+samples = [1, 2, 4, 8]
+aggregation = "pass"
+cost = "samples"
+
+[estimation]
+samples_per_instance = 16
+
+[budgets]
+values = [2.0, 4.0]
+
+[policies]
+compare = ["uniform", "learned"]
+
+[learn]
+iterations = 30
+seeds = [0]
+"""
+NEW = {"id": "idx", "text": "question", "level": "level", "subject": "type"}
+
+
+def _problem(rng: random.Random, i: int) -> tuple[dict, float]:
+    level, subject = rng.randint(1, 5), rng.choice(["Algebra", "Geometry", "Number Theory"])
+    a, b = rng.randint(1, 99), rng.randint(1, 99)
+    text = f"What is ${a} + {b}$?" + " Then find the remainder." * (level - 1)
+    text += " \\frac{1}{2}" if subject == "Geometry" else ""
+    return {"level": f"Level {level}", "type": subject, "text": text}, max(0.02, 0.95 - 0.2 * level)
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory) -> tuple[Path, Path]:
+    """A run of a small imported study with text (200 problems), and 60 new problems."""
+    folder = tmp_path_factory.mktemp("deploy")
+    rng = random.Random(5)
+    counts, meta, new = ["id,n,n_correct"], [], []
+    for i in range(260):
+        problem, p = _problem(rng, i)
+        if i < 200:
+            correct = sum(rng.random() < p for _ in range(16))
+            counts.append(f"q{i},16,{correct}")
+            meta.append({"uid": f"q{i}", "problem": problem["text"], **problem})
+        else:
+            new.append({"idx": i, "question": problem["text"], **problem})
+    (folder / "counts.csv").write_text("\n".join(counts) + "\n")
+    (folder / "meta.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
+    (folder / "new.jsonl").write_text("".join(json.dumps(m) + "\n" for m in new))
+    (folder / "study.toml").write_text(STUDY)
+    run_study(load_study(folder / "study.toml"), folder / "out", stages=STAGES_NO_REPORT)
+    return folder / "out" / "study.duckdb", folder
+
+
+STAGES_NO_REPORT = ("ingest", "outcomes", "solve", "learn", "evaluate")
+
+
+def test_deployed_decisions_are_evaluates_allocation(deployed, tmp_path):
+    """The run's own test problems, sent as requests: the weights are those evaluate stored
+    for learned_batch (same features by the same SQL, same planner, same pricing)."""
+    database, folder = deployed
+    policy = BudgetPolicy.from_run(database)
+    with duckdb.connect(str(database), read_only=True) as con:
+        test_ids = [
+            source
+            for (source,) in con.execute(
+                "select i.source_id from splits s join instances i using (run_id, instance_id) "
+                "where s.split = 'test' and s.fold = 0 order by i.instance_id"
+            ).fetchall()
+        ]
+        stored = con.execute(
+            "select i.source_id, a.name, p.weight from policy_allocations p "
+            "join instances i using (run_id, instance_id) join actions a using (run_id, action_id) "
+            "where p.policy = 'learned_batch' and p.budget = 2.0 and p.seed = 0"
+        ).fetchall()
+    meta = {
+        row["uid"]: row for row in map(json.loads, (folder / "meta.jsonl").read_text().splitlines())
+    }
+    requests = folder / "test_requests.jsonl"
+    requests.write_text("".join(json.dumps(meta[i]) + "\n" for i in test_ids))
+    columns = {"id": "uid", "text": "problem", "level": "level", "subject": "type"}
+    weights, _ = policy.weights(read_requests(policy.study, requests, columns), 2.0)
+    names = policy.actions.column("name").to_pylist()
+    deployed_rows = {
+        (test_ids[row], names[column], round(float(weights[row, column]), 12))
+        for row, column in zip(*np.nonzero(weights), strict=True)
+    }
+    assert deployed_rows == {(source, name, round(w, 12)) for source, name, w in stored}
+
+
+def test_new_requests_meet_the_budget_and_repeat_with_the_seed(deployed):
+    database, folder = deployed
+    policy = BudgetPolicy.from_run(database)
+    assert policy.budgets == [2.0, 4.0] and policy.seed == 0
+    requests = read_requests(policy.study, folder / "new.jsonl", NEW)
+    assert requests.num_rows == 60
+    for budget in (1.5, 3.0, 4.0):
+        decisions = policy.allocate(requests, budget, seed=1)
+        expected = np.mean(decisions.column("expected_planned_cost").to_numpy())
+        assert abs(expected - budget) < 1e-9
+        assert decisions.equals(policy.allocate(requests, budget, seed=1))
+        assert decisions.column("id").to_pylist() == [str(i) for i in range(200, 260)]
+    with pytest.raises(StudyError, match="mean planned cost ranges from 1 .* to 8"):
+        policy.allocate(requests, 9.0)
+
+
+def test_a_bad_request_is_named_by_row_and_column(deployed, tmp_path):
+    database, folder = deployed
+    policy = BudgetPolicy.from_run(database)
+    bad = tmp_path / "bad.jsonl"
+    good = {"idx": 1, "question": "Find x.", "level": "Level 2", "type": "Algebra"}
+    bad.write_text(json.dumps(good) + "\n" + json.dumps({**good, "idx": 2, "question": None}))
+    with pytest.raises(StudyError, match=r"bad\.jsonl: row 2, column 'question': missing value"):
+        read_requests(policy.study, bad, NEW)
+    with pytest.raises(StudyError, match=r"no column 'lvl' \(named by --columns level=lvl\)"):
+        read_requests(policy.study, bad, {**NEW, "level": "lvl"})
+    bad.write_text(json.dumps(good) + "\n" + json.dumps(good))
+    with pytest.raises(StudyError, match=r"rows 1 and 2 repeat the key id = '1'"):
+        read_requests(policy.study, bad, NEW)
+    with pytest.raises(StudyError, match=r"no run 7 \(runs: 1\)"):
+        BudgetPolicy.from_run(database, run_id=7)
+    with pytest.raises(StudyError, match="'answer' is not a request column"):
+        read_requests(policy.study, bad, {**NEW, "answer": "a"})
+
+
+def test_stl_allocate_writes_the_decisions_and_a_summary(deployed, tmp_path):
+    database, folder = deployed
+    out = tmp_path / "decisions.parquet"
+    command = [sys.executable, "-m", "toolkit", "allocate", str(folder / "new.jsonl")]
+    command += ["--db", str(database), "--budget", "3", "-o", str(out)]
+    for role, column in NEW.items():
+        command += ["-c", f"{role}={column}"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("60 requests at B = 3: mean planned cost 3 (priced to meet B")
+    import pyarrow.parquet as pq
+
+    written = pq.read_table(out)
+    assert written.num_rows == 60 and set(written.column("b").to_pylist()) <= {1, 2, 4, 8}
+    shares = [line.split() for line in done.stderr.splitlines()[1:-1]]
+    assert sum(int(count.replace(",", "")) for _, count, _ in shares) == 60
+    assert written.schema.field("planned_cost").type == pa.float64()
+    bad = subprocess.run([*command[:-2], "--budget", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

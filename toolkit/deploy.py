@@ -1,0 +1,242 @@
+"""Deploy a trained policy: a run's learned policy allocates new requests at a budget.
+
+    policy = BudgetPolicy.from_run("out/study.duckdb")          # the latest run, first seed
+    requests = read_requests(policy.study, "new.jsonl", {"id": "idx", "text": "problem"})
+    decisions = policy.allocate(requests, budget=16.0, seed=0)  # one row per request
+
+The policy is the one ``evaluate`` scores as ``learned_batch``: the CatBoost classifiers of
+one seed (one per declared budget; at another budget the nearest in log scale decides) and the
+run's cost planner, both as ``learn`` stored them (fold 0's: with ``[split] folds = k`` they
+were trained on (k-1)/k of the instances). The requests' features are computed by the same SQL
+and Ibis query as the pipeline's (``sql/features/text_features.sql``,
+``toolkit.features.instance_features``), their planned cost by the same planner, and the
+allocation by the same ``allocate`` evaluate calls, so offline numbers and deployed decisions
+come from one code path. It is priced on the batch: the mean planned cost of the allocation
+(its expectation over the mix of the two actions at the price that meets B) is B exactly; each
+request then draws its action from its weights with ``seed``.
+
+A probe policy (``learned_probe``) needs each request's probe samples, which a request does not
+carry; a policy over declared feature columns needs them too: both are refused here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from toolkit import bi, features
+from toolkit.config import Study, parse_study, resolve_model
+from toolkit.costs import CostPlanner
+from toolkit.errors import StudyError
+from toolkit.learn import feature_spec, read_planners, read_policies
+from toolkit.learned import LearnedDeployment
+from toolkit.outcomes import Usage, action_cost
+from toolkit.policies import Inputs
+
+DEPLOYMENT = "learned_batch"
+_DRAW_STREAM = 20_260_414
+"""SeedSequence key of the draws between two actions (with the ``seed`` of ``allocate``)."""
+
+
+@dataclass
+class BudgetPolicy:
+    """A run's learned policy, ready for new requests (see the module docstring)."""
+
+    study: Study
+    deployment: LearnedDeployment
+    planner: CostPlanner
+    spec: features.FeatureSpec
+    actions: pa.Table
+    """The static actions (action_id, name, model, b), in the order of the policy's columns."""
+    planned_columns: np.ndarray
+    """Their positions among the planner's columns (every action of the run, both menus)."""
+    database: Path
+    run_id: int
+
+    @property
+    def seed(self) -> int:
+        return self.deployment.seed
+
+    @property
+    def budgets(self) -> list[float]:
+        """The declared budgets its classifiers were trained at."""
+        return sorted(self.deployment.classifiers)
+
+    @classmethod
+    def from_run(
+        cls, database: str | Path, run_id: int | None = None, seed: int | None = None
+    ) -> BudgetPolicy:
+        """The learned policy of a run (the latest by default) and CatBoost seed (the first
+        of ``[learn] seeds`` by default)."""
+        database = Path(database)
+        backend = bi.open_read_only(database)
+        try:
+            runs = backend.to_pyarrow(backend.table("runs")).to_pylist()
+            if not runs:
+                raise StudyError(f"{database}: the database holds no run")
+            by_id = {row["run_id"]: row for row in runs}
+            run_id = max(by_id) if run_id is None else run_id
+            if run_id not in by_id:
+                raise StudyError(
+                    f"{database}: no run {run_id} (runs: {', '.join(map(str, sorted(by_id)))})"
+                )
+            study = parse_study(json.loads(by_id[run_id]["config_json"]), f"run {run_id}")
+            policies = [
+                p for p in read_policies(backend, run_id) if p.fold == 0 and p.menu == "static"
+            ]
+            if not policies:
+                raise StudyError(
+                    f"{database}: run {run_id} has no learned policy (it ran without the learn "
+                    "stage, or [policies] compare leaves out learned)"
+                )
+            seeds = sorted({p.seed for p in policies})
+            seed = seeds[0] if seed is None else seed
+            if seed not in seeds:
+                raise StudyError(
+                    f"--seed {seed}: run {run_id} learned with seeds {', '.join(map(str, seeds))}"
+                )
+            classifiers = {p.budget: p for p in policies if p.seed == seed}
+            spec = feature_spec(backend, run_id, study)
+            if spec.numeric or spec.categorical:
+                raise StudyError(
+                    "the policy sees declared feature columns, which requests do not carry yet"
+                )
+            planner = read_planners(backend, run_id)[0]
+            listed = backend.table("actions")
+            listed = backend.to_pyarrow(
+                listed.filter(listed.run_id == run_id)
+                .select("action_id", "name", "model", "b", "menu")
+                .order_by("action_id")
+            )
+            static = pc.equal(listed.column("menu"), "static")
+            # the planner plans every action (both menus) in action_id order
+            columns = np.flatnonzero(static.to_numpy(zero_copy_only=False))
+            actions = listed.filter(static).drop_columns(["menu"])
+        finally:
+            backend.disconnect()
+        deployment = LearnedDeployment(DEPLOYMENT, classifiers)
+        return cls(study, deployment, planner, spec, actions, columns, database, run_id)
+
+    # ----------------------------------------------------------------------------------------
+    def inputs(self, requests: pa.Table) -> Inputs:
+        """What the policy sees of the requests (``toolkit.ingest.read_requests`` rows): their
+        features and every action's planned cost."""
+        query = features.instance_features(
+            ibis.memtable(requests), n_signals=self.spec.n_signals, spec=self.spec
+        )
+        wide = ibis.duckdb.connect().to_pyarrow(query.order_by("instance_id"))
+        frame = features.to_frame(wide, self.spec.names())
+        n = requests.num_rows
+        prompt = requests.column("prompt_tokens").to_numpy(zero_copy_only=False).astype(float)
+        usage = Usage(np.zeros(n), np.nan_to_num(prompt), np.full(n, np.nan))
+        models = {spec.name: resolve_model(spec) for spec in self.study.models}
+        known = np.column_stack(
+            [
+                action_cost(self.study.actions, b, usage, models[model])[1]
+                for model, b in zip(
+                    self.actions.column("model").to_pylist(),
+                    self.actions.column("b").to_pylist(),
+                    strict=True,
+                )
+            ]
+        )
+        ids = wide.column("instance_id").to_numpy()
+        variable = self.planner.variable(frame)[:, self.planned_columns]
+        return Inputs(ids, frame, known + variable)
+
+    def weights(self, requests: pa.Table, budget: float) -> tuple[np.ndarray, np.ndarray]:
+        """(weights, planned cost), both (n, K): the priced allocation of the requests at
+        ``budget`` (each row sums to 1; two nonzero entries where a request is mixed), as
+        evaluate makes it for ``learned_batch``."""
+        if requests.num_rows == 0:
+            raise StudyError("requests: no rows to allocate")
+        if not (np.isfinite(budget) and budget > 0):
+            raise StudyError(f"--budget: a positive number, got {budget!r}")
+        inputs = self.inputs(requests)
+        planned = inputs.planned_cost
+        cheapest, dearest = planned.min(axis=1).mean(), planned.max(axis=1).mean()
+        if not cheapest <= budget <= dearest:
+            raise StudyError(
+                f"--budget {budget:g}: these requests' mean planned cost ranges from "
+                f"{cheapest:g} (every request on its cheapest action) to {dearest:g}"
+            )
+        return self.deployment.allocate(inputs, budget).weights, planned
+
+    def allocate(self, requests: pa.Table, budget: float, seed: int = 0) -> pa.Table:
+        """One decision per request (in their order): the action drawn from the priced
+        allocation's weights with ``seed``, its model, b and planned cost, the weight it had,
+        and whether the request was one of those mixed between two actions to meet B."""
+        weights, planned = self.weights(requests, budget)
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _DRAW_STREAM])))
+        draw = rng.random(len(weights))
+        cumulative = np.cumsum(weights, axis=1)
+        chosen = np.minimum((cumulative <= draw[:, None]).sum(axis=1), weights.shape[1] - 1)
+        rows = np.arange(len(weights))
+        return pa.table(
+            {
+                "id": requests.column("source_id"),
+                "action": self.actions.column("name").take(pa.array(chosen)),
+                "model": self.actions.column("model").take(pa.array(chosen)),
+                "b": self.actions.column("b").take(pa.array(chosen)),
+                "planned_cost": pa.array(planned[rows, chosen], pa.float64()),
+                "weight": pa.array(weights[rows, chosen], pa.float64()),
+                "mixed": pa.array((weights > 0).sum(axis=1) > 1),
+                "expected_planned_cost": pa.array((weights * planned).sum(axis=1), pa.float64()),
+            }
+        )
+
+
+def summary(decisions: pa.Table, budget: float) -> list[str]:
+    """The lines ``stl allocate`` prints: planned mean cost against B, and each action's
+    share of the requests."""
+    expected = float(np.mean(decisions.column("expected_planned_cost").to_numpy()))
+    drawn = float(np.mean(decisions.column("planned_cost").to_numpy()))
+    mixed = int(np.sum(decisions.column("mixed").to_numpy(zero_copy_only=False)))
+    lines = [
+        f"{decisions.num_rows:,} requests at B = {budget:g}: mean planned cost {expected:.10g} "
+        f"(priced to meet B; {mixed:,} requests mixed between two actions), {drawn:.6g} as "
+        "drawn",
+    ]
+    names = decisions.column("action").to_pylist()
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    for name, count in sorted(counts.items(), key=lambda item: -item[1]):
+        lines.append(f"  {name:<28} {count:>8,}  {count / len(names):6.1%}")
+    return lines
+
+
+def write_decisions(decisions: pa.Table, out: Path) -> None:
+    """The decisions as JSONL, CSV or Parquet (by the file's extension), written whole: to a
+    file beside it, then renamed over it."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    kind = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(
+        out.suffix.lower()
+    )
+    if kind is None:
+        raise StudyError(f"-o {out}: write .jsonl, .csv or .parquet")
+    part = out.with_name(f".{out.name}.part")
+    try:
+        if kind == "parquet":
+            pq.write_table(decisions, part)
+        elif kind == "csv":
+            pacsv.write_csv(decisions, part)
+        else:
+            with part.open("w", encoding="utf-8") as handle:
+                for row in decisions.to_pylist():
+                    handle.write(json.dumps(row) + "\n")
+        part.replace(out)
+    except OSError as error:
+        part.unlink(missing_ok=True)
+        raise StudyError(f"-o {out}: cannot write it: {error.strerror}") from None
+
+
+__all__ = ["BudgetPolicy", "summary", "write_decisions"]
