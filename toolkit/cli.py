@@ -15,11 +15,12 @@ import typer
 from rich.console import Console
 
 from toolkit.config import Study, default_study_path, load_study, with_engine
-from toolkit.entry import INTERRUPTED
+from toolkit.entry import INTERRUPTED, exit_interrupted
 from toolkit.errors import (
     InterruptedAfterLanding,
     StudyError,
     interrupt_requested,
+    landed_run,
     request_interrupt,
 )
 
@@ -409,9 +410,8 @@ def main() -> None:
             terminal_width=output_width(sys.stdout),
             max_content_width=HELP_MAX_WIDTH,
         )
-    except InterruptedAfterLanding as interrupt:
-        _say(f"interrupted: {interrupt}")
-        sys.exit(INTERRUPTED)
+    except InterruptedAfterLanding:
+        status = INTERRUPTED
     except KeyboardInterrupt:
         status = INTERRUPTED
     except StudyError as error:
@@ -427,8 +427,12 @@ def main() -> None:
             raise
         status = INTERRUPTED
     if status == INTERRUPTED:  # typer returns click's Abort on Ctrl-C as exit code 130
-        _say("interrupted: nothing was written (a run in progress was rolled back)")
-        sys.exit(INTERRUPTED)
+        landed = landed_run()  # a run that committed before the interrupt is kept
+        exit_interrupted(
+            f"interrupted: {landed}"
+            if landed
+            else "interrupted: nothing was written (a run in progress was rolled back)"
+        )
     if isinstance(status, int) and status:
         sys.exit(status)
 

@@ -15,6 +15,17 @@ INTERRUPTED = 130
 """The exit status of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT)."""
 
 
+def exit_interrupted(message: str) -> None:
+    """Say ``message`` and leave with 130 at once: an interrupt that broke into an import can
+    leave an extension module half-initialised, and the interpreter's finalisation would then
+    crash (SIGABRT, "PyThreadState_Get: ... GIL"); nothing is left to write."""
+    import os
+
+    sys.stdout.flush()
+    print(message, file=sys.stderr, flush=True)
+    os._exit(INTERRUPTED)
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, request_interrupt)
     signal.signal(signal.SIGTERM, request_interrupt)
@@ -23,9 +34,8 @@ def main() -> None:
     except BaseException:
         if not interrupt_requested():  # an interrupt can break an import in any way
             raise
-        print("interrupted: nothing was written", file=sys.stderr)
-        sys.exit(INTERRUPTED)
+        exit_interrupted("interrupted: nothing was written")
     cli.main()
 
 
-__all__ = ["INTERRUPTED", "main"]
+__all__ = ["INTERRUPTED", "exit_interrupted", "main"]

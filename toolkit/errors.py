@@ -14,6 +14,7 @@ class StudyError(Exception):
 class _Interrupt:
     requested = False
     shielded = False
+    landed: str | None = None
 
 
 def request_interrupt(signum: int = 0, frame: object = None) -> None:
@@ -35,6 +36,16 @@ def interrupts_deferred() -> Iterator[None]:
         yield
     finally:
         _Interrupt.shielded = False
+
+
+def note_landed(message: str) -> None:
+    """Record that a run of this process has landed (what to say if Ctrl-C comes after)."""
+    _Interrupt.landed = message
+
+
+def landed_run() -> str | None:
+    """What landed in this process, if anything: the message for an interrupt after it."""
+    return _Interrupt.landed
 
 
 def interrupt_requested() -> bool:

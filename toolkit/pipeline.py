@@ -22,7 +22,12 @@ import pyarrow as pa
 
 from toolkit import bi, db
 from toolkit.config import Study
-from toolkit.errors import InterruptedAfterLanding, StudyError, raise_if_interrupted
+from toolkit.errors import (
+    InterruptedAfterLanding,
+    StudyError,
+    note_landed,
+    raise_if_interrupted,
+)
 from toolkit.evaluate import evaluate
 from toolkit.ingest import ImportedDataset
 from toolkit.learn import learn
@@ -88,12 +93,24 @@ def staging_path(database: Path, run_id: int) -> Path:
 
 @dataclass
 class _Landing:
-    """Whether the run's transaction has committed (set in the commit's own section)."""
+    """Whether the run's transaction has committed (set in the commit's own section), and
+    what an interrupt after it should say (``errors.note_landed``)."""
 
+    path: Path
+    report: bool
+    """Whether a report follows the commit."""
+    run_id: int = -1
     done: bool = False
+
+    def message(self) -> str:
+        landed = f"run {self.run_id} landed in {self.path}"
+        if not self.report:
+            return landed
+        return f"{landed}, its report was not written (`stl report --db {self.path}` writes it)"
 
     def mark(self) -> None:
         self.done = True
+        note_landed(self.message())
 
 
 @contextlib.contextmanager
@@ -338,8 +355,7 @@ def run_study(
     result = RunResult(run_id=-1, database=path)
     with _timed(result, "check", progress):  # everything `stl validate` checks, before any write
         checked = check(study, out_dir, learns=bool({"learn", "evaluate"} & set(stages)))
-    landing = _Landing()
-    later = f"(`stl report --db {path}` writes it)"
+    landing = _Landing(path, report="report" in stages)
     try:
         _land(study, checked, path, result, stages, progress, landing)
         result.cost_unit = study.actions.cost
@@ -349,17 +365,17 @@ def run_study(
             # from the committed, closed database, opened read-only like any reader
             with _timed(result, "report", progress):
                 result.report = write_report(path, path.with_name("report.html"), result.run_id)
+            note_landed(f"run {result.run_id} landed in {path}, its report in {result.report}")
     except KeyboardInterrupt:
         if not landing.done:
             raise
-        raise InterruptedAfterLanding(
-            f"run {result.run_id} landed in {path}, its report was not written {later}"
-        ) from None
+        raise InterruptedAfterLanding(landing.message()) from None
     except StudyError as error:
         if not landing.done:
             raise
         raise StudyError(
-            f"run {result.run_id} landed in {path}, but its report did not: {error} {later}"
+            f"run {result.run_id} landed in {path}, but its report did not: {error} "
+            f"(`stl report --db {path}` writes it)"
         ) from None
     return result
 
@@ -393,7 +409,7 @@ def _land(
                 samples_per_instance=study.estimation.samples_per_instance,
                 engine=engine_url.kind,
             )
-            result.run_id = run_id
+            result.run_id = landing.run_id = run_id
             staging = staging_path(path, run_id) if engine_url.separate else None
             db.remove_staging(staging)  # a replaced run's staged tables
             try:
