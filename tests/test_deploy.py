@@ -189,3 +189,29 @@ def test_stl_allocate_writes_the_decisions_and_a_summary(deployed, tmp_path):
     assert written.schema.field("planned_cost").type == pa.float64()
     bad = subprocess.run([*command[:-2], "--budget", "0"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_a_saved_policy_loads_without_the_database_and_decides_the_same(deployed, tmp_path):
+    database, folder = deployed
+    copy = tmp_path / "study.duckdb"
+    copy.write_bytes(database.read_bytes())
+    policy = BudgetPolicy.from_run(copy)
+    requests = read_requests(policy.study, folder / "new.jsonl", NEW)
+    expected = {budget: policy.allocate(requests, budget, seed=4) for budget in (1.5, 3.0)}
+    saved = policy.save(tmp_path / "policy")
+    copy.unlink()  # the artifact stands alone
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert manifest["run_id"] == 1 and manifest["config_hash"] == policy.study.config_hash()
+    assert manifest["features"]["names"][:2] == ["dataset", "subject"]
+    assert manifest["versions"]["catboost"] and len(manifest["classifiers"]) == 2
+    loaded = BudgetPolicy.load(saved)
+    for budget, decisions in expected.items():
+        assert loaded.allocate(requests, budget, seed=4).equals(decisions)
+    policy.save(saved)  # saved again over itself: replaced whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy"]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(StudyError, match="exists and is not a policy folder"):
+        policy.save(tmp_path / "other")
+    with pytest.raises(StudyError, match="not a saved policy"):
+        BudgetPolicy.load(tmp_path / "other")

@@ -253,15 +253,24 @@ def allocate(
     policy_seed: Annotated[
         int | None, typer.Option("--policy-seed", help="The CatBoost seed (the first).")
     ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy", help="A saved policy folder (stl export --policy) instead of --db."
+        ),
+    ] = None,
 ) -> None:
     """Allocate new requests with a run's learned policy, priced to meet BUDGET on the batch;
     print the planned mean cost and each action's share, write one decision per request."""
     from toolkit.deploy import BudgetPolicy, summary, write_decisions
     from toolkit.ingest import read_requests
 
-    policy = BudgetPolicy.from_run(db, run_id, policy_seed)
-    mapping = _columns(columns) if columns else _metadata_columns(policy.study)
-    decisions = policy.allocate(read_requests(policy.study, requests, mapping), budget, seed)
+    if policy is not None:
+        deployed = BudgetPolicy.load(policy)
+    else:
+        deployed = BudgetPolicy.from_run(db, run_id, policy_seed)
+    mapping = _columns(columns) if columns else _metadata_columns(deployed.study)
+    decisions = deployed.allocate(read_requests(deployed.study, requests, mapping), budget, seed)
     for line in summary(decisions, budget):
         _say(line)
     if out is None:
@@ -295,9 +304,31 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the Parquet files.")] = Path(
         "out/parquet"
     ),
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="Instead: save a run's learned policy into this folder (for stl allocate "
+            "--policy), loadable without the database.",
+        ),
+    ] = None,
+    run_id: Annotated[
+        int | None, typer.Option("--run", help="With --policy: the run (the latest).")
+    ] = None,
+    policy_seed: Annotated[
+        int | None, typer.Option("--policy-seed", help="With --policy: the CatBoost seed.")
+    ] = None,
 ) -> None:
-    """Export every table and view of a study database as Parquet, one folder each."""
+    """Export every table and view of a study database as Parquet, one folder each; or, with
+    --policy, a run's learned policy as a folder."""
     from toolkit.bi import export_study, format_table
+
+    if policy is not None:
+        from toolkit.deploy import BudgetPolicy
+
+        saved = BudgetPolicy.from_run(db, run_id, policy_seed).save(policy)
+        _say(f"policy -> {saved}")
+        return
 
     exported = export_study(db, out)
     typer.echo(

@@ -21,7 +21,9 @@ carry; a policy over declared feature columns needs them too: both are refused h
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +35,16 @@ import pyarrow.compute as pc
 from toolkit import bi, features
 from toolkit.config import Study, parse_study, resolve_model
 from toolkit.costs import CostPlanner
+from toolkit.db import versions
 from toolkit.errors import StudyError
 from toolkit.learn import feature_spec, read_planners, read_policies
-from toolkit.learned import LearnedDeployment
+from toolkit.learned import LearnedDeployment, LearnedPolicy, load_model
 from toolkit.outcomes import Usage, action_cost
 from toolkit.policies import Inputs
 
 DEPLOYMENT = "learned_batch"
+ARTIFACT_FORMAT = "stl-policy/1"
+"""The saved policy folder's format (``manifest.json`` ``format``)."""
 _DRAW_STREAM = 20_260_414
 """SeedSequence key of the draws between two actions (with the ``seed`` of ``allocate``)."""
 
@@ -122,6 +127,151 @@ class BudgetPolicy:
             backend.disconnect()
         deployment = LearnedDeployment(DEPLOYMENT, classifiers)
         return cls(study, deployment, planner, spec, actions, columns, database, run_id)
+
+    # ----------------------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """The policy as a folder that loads without the study database: ``manifest.json``
+        (the study as it ran, the run and config hash it came from, the features, actions,
+        prices per budget, decoder and versions) and the CatBoost models (``.cbm``). Written
+        whole: into a folder beside it, then renamed into place (an existing one is
+        replaced)."""
+        folder = Path(folder)
+        if folder.exists() and not (folder / "manifest.json").is_file():
+            raise StudyError(f"--policy {folder}: exists and is not a policy folder")
+        part = folder.with_name(f".{folder.name}.part")
+        shutil.rmtree(part, ignore_errors=True)
+        try:
+            part.mkdir(parents=True)
+            classifiers = []
+            for index, (budget, policy) in enumerate(sorted(self.deployment.classifiers.items())):
+                model_file = None
+                data = policy.model_bytes()
+                if data is not None:
+                    model_file = f"classifier-{index}.cbm"
+                    (part / model_file).write_bytes(data)
+                classifiers.append(
+                    {
+                        "budget": budget,
+                        "seed": policy.seed,
+                        "lambda": policy.lambda_,
+                        "action_ids": policy.action_ids.tolist(),
+                        "classes": policy.classes.tolist(),
+                        "class_accuracy": policy.class_accuracy.tolist(),
+                        "feature_names": list(policy.feature_names),
+                        "decoder": policy.decoder,
+                        "fold": policy.fold,
+                        "menu": policy.menu,
+                        "params": policy.params,
+                        "model": model_file,
+                    }
+                )
+            planner_data = self.planner.model_bytes()
+            if planner_data is not None:
+                (part / "planner.cbm").write_bytes(planner_data)
+            manifest = {
+                "format": ARTIFACT_FORMAT,
+                "database": str(self.database),
+                "run_id": self.run_id,
+                "config_hash": self.study.config_hash(),
+                "study": self.study.model_dump(mode="json"),
+                "versions": versions(),
+                "features": {
+                    **dataclasses.asdict(self.spec),
+                    "names": self.spec.names(),
+                    "kinds": [info.kind for info in self.spec.infos()],
+                },
+                "actions": self.actions.to_pylist(),
+                "planned_columns": self.planned_columns.tolist(),
+                "planner": {
+                    "method": self.planner.method,
+                    "mean_variable": self.planner.mean_variable.tolist(),
+                    "shift": np.asarray(self.planner.shift).tolist(),
+                    "modelled": None
+                    if self.planner.modelled is None
+                    else np.asarray(self.planner.modelled).tolist(),
+                    "model": None if planner_data is None else "planner.cbm",
+                },
+                "deployment": DEPLOYMENT,
+                "classifiers": classifiers,
+            }
+            (part / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            if folder.exists():
+                shutil.rmtree(folder)
+            part.rename(folder)
+        except OSError as error:
+            shutil.rmtree(part, ignore_errors=True)
+            raise StudyError(f"--policy {folder}: cannot write it: {error.strerror}") from None
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> BudgetPolicy:
+        """A policy saved by ``save``; no study database needed."""
+        folder = Path(folder)
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+        except (OSError, ValueError) as error:
+            raise StudyError(f"--policy {folder}: not a saved policy ({error})") from None
+        if manifest.get("format") != ARTIFACT_FORMAT:
+            raise StudyError(
+                f"--policy {folder}: format {manifest.get('format')!r}, this toolkit reads "
+                f"{ARTIFACT_FORMAT!r}"
+            )
+        study = parse_study(manifest["study"], f"{folder}/manifest.json")
+        classifiers = {}
+        for entry in manifest["classifiers"]:
+            data = (folder / entry["model"]).read_bytes() if entry["model"] else None
+            classifiers[entry["budget"]] = LearnedPolicy(
+                budget=entry["budget"],
+                seed=entry["seed"],
+                lambda_=entry["lambda"],
+                action_ids=np.asarray(entry["action_ids"], dtype=np.int32),
+                classes=np.asarray(entry["classes"], dtype=np.int64),
+                class_accuracy=np.asarray(entry["class_accuracy"], dtype=np.float64),
+                feature_names=tuple(entry["feature_names"]),
+                model=load_model(data),
+                fold=entry["fold"],
+                menu=entry["menu"],
+                params=entry["params"],
+                decoder=entry["decoder"],
+            )
+        stored = manifest["planner"]
+        planner = CostPlanner.from_stored(
+            stored["method"],
+            np.asarray(stored["mean_variable"], dtype=np.float64),
+            np.asarray(stored["shift"], dtype=np.float64),
+            (folder / stored["model"]).read_bytes() if stored["model"] else None,
+            None if stored["modelled"] is None else np.asarray(stored["modelled"], dtype=bool),
+        )
+        given = manifest["features"]
+        spec = features.FeatureSpec(
+            n_signals=given["n_signals"],
+            numeric=tuple(given["numeric"]),
+            categorical=tuple(given["categorical"]),
+            text=given["text"],
+            groups=tuple(given["groups"]),
+            probe=given["probe"],
+        )
+        actions = pa.Table.from_pylist(
+            manifest["actions"],
+            schema=pa.schema(
+                [
+                    ("action_id", pa.int32()),
+                    ("name", pa.string()),
+                    ("model", pa.string()),
+                    ("b", pa.int32()),
+                ]
+            ),
+        )
+        return cls(
+            study,
+            LearnedDeployment(manifest["deployment"], classifiers),
+            planner,
+            spec,
+            actions,
+            np.asarray(manifest["planned_columns"], dtype=np.int64),
+            Path(manifest["database"]),
+            manifest["run_id"],
+        )
 
     # ----------------------------------------------------------------------------------------
     def inputs(self, requests: pa.Table) -> Inputs:
