@@ -383,6 +383,22 @@ def test_parquet_samples_with_one_model_and_flags(tmp_path):
     assert data.samples.column("tokens").to_pylist() == [10, 20, 30, 40]
 
 
+def log_study(base_dir: Path, **dataset) -> Study:
+    """``tiny_study`` over log.jsonl in ``base_dir``: samples of model m1 with columns id and
+    ok (whether correct), 2 per instance."""
+    return tiny_study(
+        base_dir,
+        {
+            "source": "samples",
+            "path": "log.jsonl",
+            "model": "m1",
+            "columns": {"id": "id", "correct": "ok"},
+            **dataset,
+        },
+        estimation={"samples_per_instance": 2},
+    )
+
+
 def test_ids_written_as_whole_floats_are_the_integer_ids(tmp_path):
     """A JSON column holding 7 and 7.0 is read as floats: 7.0 is id "7", as in the metadata's
     integer column, not "7.0" (and a column of such ids does not turn every id into "N.0")."""
@@ -395,16 +411,8 @@ def test_ids_written_as_whole_floats_are_the_integer_ids(tmp_path):
     (tmp_path / "meta.jsonl").write_text(
         jsonl([{"uid": 7, "q": "Find x."}, {"uid": 8, "q": "Why?"}, {"uid": 8.5, "q": "Half?"}])
     )
-    study = tiny_study(
-        tmp_path,
-        {
-            "source": "samples",
-            "path": "log.jsonl",
-            "model": "m1",
-            "columns": {"id": "id", "correct": "ok"},
-            "metadata": {"path": "meta.jsonl", "columns": {"id": "uid", "text": "q"}},
-        },
-        estimation={"samples_per_instance": 2},
+    study = log_study(
+        tmp_path, metadata={"path": "meta.jsonl", "columns": {"id": "uid", "text": "q"}}
     )
     (data,) = ingest(study)
     assert data.instances.column("source_id").to_pylist() == ["7", "8", "8.5"]
@@ -418,16 +426,7 @@ def test_a_duplicated_row_without_a_sample_column_is_named(tmp_path):
     is caught as one sample more than the log's others, naming the instance."""
     rows = [{"id": q, "ok": k % 2} for q in ("a", "b") for k in range(2)]
     (tmp_path / "log.jsonl").write_text(jsonl([*rows, rows[2]]))
-    study = tiny_study(
-        tmp_path,
-        {
-            "source": "samples",
-            "path": "log.jsonl",
-            "model": "m1",
-            "columns": {"id": "id", "correct": "ok"},
-        },
-        estimation={"samples_per_instance": 2},
-    )
+    study = log_study(tmp_path)
     with pytest.raises(StudyError) as error:
         ingest(study)
     assert (

@@ -72,6 +72,22 @@ def open_read_only(database: str | Path) -> ibis.BaseBackend:
     return backend
 
 
+def run_row(
+    backend: ibis.BaseBackend, database: str | Path, run_id: int | None = None
+) -> dict[str, Any]:
+    """The ``runs`` row of ``run_id`` (the latest run when None); a StudyError naming the
+    runs there are when there is no such run."""
+    runs = backend.to_pyarrow(backend.table("runs")).to_pylist()
+    if not runs:
+        raise StudyError(f"{database}: the database holds no run")
+    by_id = {row["run_id"]: row for row in runs}
+    chosen = max(by_id) if run_id is None else run_id
+    if chosen not in by_id:
+        known = ", ".join(map(str, sorted(by_id)))
+        raise StudyError(f"{database}: no run {chosen} (runs: {known})")
+    return by_id[chosen]
+
+
 def available_views(backend: ibis.BaseBackend) -> list[str]:
     """The toolkit's views an open database has (stored or temporary), in creation order."""
     names = {

@@ -441,9 +441,7 @@ def main() -> None:
             terminal_width=output_width(sys.stdout),
             max_content_width=HELP_MAX_WIDTH,
         )
-    except InterruptedAfterLanding:
-        status = INTERRUPTED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, InterruptedAfterLanding):  # before or after a run landed
         status = INTERRUPTED
     except StudyError as error:
         _say(f"error: {error}")

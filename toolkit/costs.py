@@ -73,9 +73,13 @@ class CostPlanner:
             return np.ones(len(self.mean_variable), dtype=bool)
         return np.asarray(self.modelled, dtype=bool)
 
-    def planned(self, frame: pd.DataFrame, known_cost: np.ndarray) -> np.ndarray:
-        """(n, K) planned cost: the known part plus the predicted variable part."""
-        return known_cost + self.variable(frame)
+    def planned(
+        self, frame: pd.DataFrame, known_cost: np.ndarray, columns: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(n, K) planned cost: the known part plus the predicted variable part; ``columns``:
+        only those actions (positions among the planner's), ``known_cost`` theirs alone."""
+        variable = self.variable(frame)
+        return known_cost + (variable if columns is None else variable[:, columns])
 
     def model_bytes(self) -> bytes | None:
         if self.model is None:

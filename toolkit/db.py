@@ -38,7 +38,6 @@ import pyarrow.parquet as pq
 
 from toolkit.errors import (
     StudyError,
-    interrupt_requested,
     interrupts_deferred,
     raise_if_interrupted,
 )
@@ -424,8 +423,7 @@ def transaction(
         raise
     with interrupts_deferred():
         try:
-            if interrupt_requested():
-                raise KeyboardInterrupt
+            raise_if_interrupted()  # the last moment a Ctrl-C can still stop it
             con.execute("commit")
         except BaseException as error:
             with contextlib.suppress(duckdb.Error):

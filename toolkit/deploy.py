@@ -37,6 +37,7 @@ from toolkit.config import Study, parse_study, resolve_model
 from toolkit.costs import CostPlanner
 from toolkit.db import versions
 from toolkit.errors import StudyError
+from toolkit.files import written_whole
 from toolkit.learn import feature_spec, read_planners, read_policies
 from toolkit.learned import LearnedDeployment, LearnedPolicy, load_model
 from toolkit.outcomes import Usage, action_cost
@@ -82,16 +83,9 @@ class BudgetPolicy:
         database = Path(database)
         backend = bi.open_read_only(database)
         try:
-            runs = backend.to_pyarrow(backend.table("runs")).to_pylist()
-            if not runs:
-                raise StudyError(f"{database}: the database holds no run")
-            by_id = {row["run_id"]: row for row in runs}
-            run_id = max(by_id) if run_id is None else run_id
-            if run_id not in by_id:
-                raise StudyError(
-                    f"{database}: no run {run_id} (runs: {', '.join(map(str, sorted(by_id)))})"
-                )
-            study = parse_study(json.loads(by_id[run_id]["config_json"]), f"run {run_id}")
+            row = bi.run_row(backend, database, run_id)
+            run_id = row["run_id"]
+            study = parse_study(json.loads(row["config_json"]), f"run {run_id}")
             policies = [
                 p for p in read_policies(backend, run_id) if p.fold == 0 and p.menu == "static"
             ]
@@ -297,8 +291,7 @@ class BudgetPolicy:
             ]
         )
         ids = wide.column("instance_id").to_numpy()
-        variable = self.planner.variable(frame)[:, self.planned_columns]
-        return Inputs(ids, frame, known + variable)
+        return Inputs(ids, frame, self.planner.planned(frame, known, self.planned_columns))
 
     def weights(self, requests: pa.Table, budget: float) -> tuple[np.ndarray, np.ndarray]:
         """(weights, planned cost), both (n, K): the priced allocation of the requests at
@@ -363,8 +356,8 @@ def summary(decisions: pa.Table, budget: float) -> list[str]:
 
 
 def write_decisions(decisions: pa.Table, out: Path) -> None:
-    """The decisions as JSONL, CSV or Parquet (by the file's extension), written whole: to a
-    file beside it, then renamed over it."""
+    """The decisions as JSONL, CSV or Parquet (by the file's extension), written whole
+    (``toolkit.files``)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -373,19 +366,17 @@ def write_decisions(decisions: pa.Table, out: Path) -> None:
     )
     if kind is None:
         raise StudyError(f"-o {out}: write .jsonl, .csv or .parquet")
-    part = out.with_name(f".{out.name}.part")
     try:
-        if kind == "parquet":
-            pq.write_table(decisions, part)
-        elif kind == "csv":
-            pacsv.write_csv(decisions, part)
-        else:
-            with part.open("w", encoding="utf-8") as handle:
-                for row in decisions.to_pylist():
-                    handle.write(json.dumps(row) + "\n")
-        part.replace(out)
+        with written_whole(out) as part:
+            if kind == "parquet":
+                pq.write_table(decisions, part)
+            elif kind == "csv":
+                pacsv.write_csv(decisions, part)
+            else:
+                with part.open("w", encoding="utf-8") as handle:
+                    for row in decisions.to_pylist():
+                        handle.write(json.dumps(row) + "\n")
     except OSError as error:
-        part.unlink(missing_ok=True)
         raise StudyError(f"-o {out}: cannot write it: {error.strerror}") from None
 
 

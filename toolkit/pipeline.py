@@ -324,7 +324,7 @@ def _run_stages(
     logged: list[pa.Table] = []
     # "simulate" and "ingest" name the same stage: the data, by the datasets' sources
     if {"simulate", "ingest"} & set(stages):
-        if checked.imported is None:
+        if simulated:
             simulate_into(backend, study, run_id, result, progress)
         else:
             logged = ingest_into(backend, checked.imported, run_id, result, progress)

@@ -31,21 +31,11 @@ class RunResults:
         self.database = Path(database)
         self._backend = bi.open_read_only(self.database)
         try:
-            runs = self._backend.table("runs")
-            known = sorted(self._backend.to_pyarrow(runs.run_id).to_pylist())
-            if not known:
-                raise StudyError(f"{self.database}: the database holds no run")
-            if run_id is None:
-                run_id = known[-1]
-            if run_id not in known:
-                raise StudyError(
-                    f"{self.database}: no run {run_id} (runs: {', '.join(map(str, known))})"
-                )
-            self.run_id = int(run_id)
-            row = self._backend.to_pyarrow(runs.filter(runs.run_id == self.run_id)).to_pylist()[0]
+            row = bi.run_row(self._backend, self.database, run_id)
         except BaseException:
             self._backend.disconnect()
             raise
+        self.run_id: int = row["run_id"]
         self.study: str = row["study"]
         self.seed: int = row["seed"]
         self.cost_unit: str = row["cost_unit"]

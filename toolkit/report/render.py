@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from toolkit import bi
 from toolkit.errors import StudyError
+from toolkit.files import written_whole
 from toolkit.formatting import DASH, budget_label, format_cost, percent, points, significant
 from toolkit.report.build import build_context, comparison_context
 from toolkit.report.context import ComparisonContext, ReportContext
@@ -52,34 +51,20 @@ def render(context: ReportContext | ComparisonContext) -> str:
 
 def latest_run(backend: ibis.BaseBackend, database: str) -> int:
     """The most recent run in a database."""
-    latest = _scalar(backend.table("runs").run_id.max())
-    if latest is None:
-        raise StudyError(f"{database}: the database holds no run")
-    return int(latest)
+    return bi.run_row(backend, database)["run_id"]
 
 
 def _write(context: ReportContext | ComparisonContext, out: Path) -> Path:
     """The page into ``out`` whole: written beside it, then renamed over it, so a reader
     never sees half a report and a failed write leaves the old one."""
     page = render(context)
-    part: Path | None = None
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", delete=False
-        ) as handle:
-            part = Path(handle.name)
-            handle.write(page)
-        os.chmod(part, 0o644)
-        os.replace(part, out)
-    except BaseException as error:
-        if part is not None:
-            part.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            files = [folder for folder in out.parents if folder.is_file()]
-            reason = f"{files[0]} is a file, not a folder" if files else error.strerror
-            raise StudyError(f"{out}: cannot write the report: {reason}") from None
-        raise
+        with written_whole(out) as part:
+            part.write_text(page, encoding="utf-8")
+    except OSError as error:
+        files = [folder for folder in out.parents if folder.is_file()]
+        reason = f"{files[0]} is a file, not a folder" if files else error.strerror
+        raise StudyError(f"{out}: cannot write the report: {reason}") from None
     return out
 
 
