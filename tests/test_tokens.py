@@ -41,3 +41,32 @@ def test_a_text_longer_than_one_call_is_counted_in_pieces_exactly():
     assert counted[0] == sum(len(encoding.encode_ordinary(piece)) for piece in pieces)
     # a stretch with no space to cut at is cut at the limit, and still counted
     assert count_tokens(["x" * 1_000_000], "cl100k_base")[0].as_py() > 0
+
+
+def test_counting_inside_a_duckdb_query_starts_no_thread():
+    """``count_tokens`` runs inside DuckDB's queries (``register_token_counter``); a Python
+    thread started or stopped there can deadlock duckdb-python. The BPE library's batch call
+    starts a thread pool on every call, and did hang a query that way (on the 154th repeat of
+    a 20,000-text count, in a reproduction of CI's hour-long stall): the counter must not."""
+    import threading
+
+    import duckdb
+    import pyarrow as pa
+
+    from toolkit.tokens import register_token_counter
+
+    texts = [f"What is {i} + {i * 7}? Show the steps." for i in range(5_000)]
+    started = []
+    con = duckdb.connect()
+    try:
+        register_token_counter(con, "cl100k_base")
+        con.register("texts", pa.table({"text": texts}))
+        threading.settrace(lambda *args: started.append(threading.current_thread().name))
+        try:
+            total = con.sql("select sum(count_tokens(text)) from texts").fetchone()[0]
+        finally:
+            threading.settrace(None)
+    finally:
+        con.close()
+    assert total == sum(count_tokens(texts, "cl100k_base").to_pylist())
+    assert started == []
