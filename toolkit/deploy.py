@@ -320,6 +320,13 @@ class BudgetPolicy:
         draw = rng.random(len(weights))
         cumulative = np.cumsum(weights, axis=1)
         chosen = np.minimum((cumulative <= draw[:, None]).sum(axis=1), weights.shape[1] - 1)
+        return self.decisions(requests, weights, planned, chosen)
+
+    def decisions(
+        self, requests: pa.Table, weights: np.ndarray, planned: np.ndarray, chosen: np.ndarray
+    ) -> pa.Table:
+        """The decision table of requests whose actions were drawn (``chosen``: a column of
+        ``weights`` per request)."""
         rows = np.arange(len(weights))
         return pa.table(
             {
