@@ -215,3 +215,77 @@ def test_a_saved_policy_loads_without_the_database_and_decides_the_same(deployed
         policy.save(tmp_path / "other")
     with pytest.raises(StudyError, match="not a saved policy"):
         BudgetPolicy.load(tmp_path / "other")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _http(method: str, url: str, body: object = None) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_stl_serve_decides_over_http_and_stops_on_sigterm(deployed):
+    """A real ``stl serve`` process on localhost, asked by a real HTTP client."""
+    import signal
+    import time
+
+    database, folder = deployed
+    port = _free_port()
+    command = [sys.executable, "-m", "toolkit", "serve", "--db", str(database), "--budget", "3"]
+    command += ["--port", str(port)]
+    for role, column in NEW.items():
+        command += ["-c", f"{role}={column}"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):  # it loads the policy first
+            try:
+                status, health = _http("GET", f"{base}/health")
+                break
+            except OSError:
+                assert server.poll() is None, server.communicate()
+                time.sleep(0.1)
+        assert status == 200 and health["run_id"] == 1 and health["budget"] == 3.0
+        record = {"idx": 7, "question": "What is $2 + 2$?", "level": "Level 1", "type": "Algebra"}
+        status, answer = _http("POST", f"{base}/allocate", record)
+        assert status == 200, answer
+        (decision,) = answer["decisions"]
+        assert decision["id"] == "7" and decision["b"] in {1, 2, 4, 8}
+        assert decision["action"] == f"m1@b={decision['b']}"
+        batch = [{**record, "idx": i} for i in range(10, 30)]
+        status, answer = _http("POST", f"{base}/allocate", batch)
+        assert status == 200 and [d["id"] for d in answer["decisions"]] == [
+            str(i) for i in range(10, 30)
+        ]
+        status, bad = _http("POST", f"{base}/allocate", [record, {**record, "question": None}])
+        assert status == 422
+        assert bad["error"] == (
+            "request: row 2, column 'question': missing value (named by --columns text=question)"
+        )
+        status, bad = _http("POST", f"{base}/allocate", {"idx": 1, "level": "Level 2"})
+        assert status == 422 and "no column 'question'" in bad["error"]
+        status, stats = _http("GET", f"{base}/stats")
+        assert status == 200 and stats["requests"] == 21  # the refused ones do not count
+        assert stats["budget"] == 3.0 and stats["price"] is not None
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+        assert server.returncode == 0, stderr
+        assert "stopped after 21 requests" in stderr and "Traceback" not in stderr
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()

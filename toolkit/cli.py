@@ -281,6 +281,69 @@ def allocate(
         _say(f"decisions -> {out}")
 
 
+@app.command()
+def serve(
+    budget: Annotated[float, typer.Option("--budget", "-b", help="Mean cost per request.")],
+    db: DbOpt = Path("out/study.duckdb"),
+    run_id: Annotated[
+        int | None, typer.Option("--run", help="The run whose policy decides (the latest).")
+    ] = None,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--columns",
+            "-c",
+            help="ROLE=FIELD for id, text, level, subject; default: the study's metadata "
+            "columns. Repeat for each.",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy", help="A saved policy folder (stl export --policy) instead of --db."
+        ),
+    ] = None,
+    policy_seed: Annotated[
+        int | None, typer.Option("--policy-seed", help="The CatBoost seed (the first).")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    window: Annotated[
+        int, typer.Option("--window", help="Requests the price is calibrated on.")
+    ] = 1_000,
+    horizon: Annotated[
+        int, typer.Option("--horizon", help="Requests over which an over/underspend is repaid.")
+    ] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the draws between two actions.")] = 0,
+) -> None:
+    """Serve a run's learned policy over HTTP (POST /allocate, GET /health, GET /stats), paced
+    online so the running mean planned cost tracks BUDGET; SIGTERM or Ctrl-C stops it."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise StudyError(
+            "stl serve needs FastAPI and uvicorn: pip install 'stl-toolkit[serve]'"
+        ) from None
+    from toolkit.deploy import BudgetPolicy
+    from toolkit.serve import create_app, run
+
+    if not 0 < port < 65536:
+        raise StudyError(f"--port: 1 to 65535, got {port}")
+    if policy is not None:
+        deployed = BudgetPolicy.load(policy)
+    else:
+        deployed = BudgetPolicy.from_run(db, run_id, policy_seed)
+    mapping = _columns(columns) if columns else _metadata_columns(deployed.study)
+    app = create_app(deployed, budget, mapping, window=window, horizon=horizon, seed=seed)
+    _say(f"serving run {deployed.run_id}'s policy at B = {budget:g} on http://{host}:{port}")
+    run(app, host, port)
+    stats = app.state.pacer.stats()
+    mean = "-" if stats.mean_planned_cost is None else f"{stats.mean_planned_cost:.6g}"
+    plural = "" if stats.requests == 1 else "s"
+    _say(f"stopped after {stats.requests:,} request{plural} (mean planned cost {mean})")
+
+
 def _columns(pairs: list[str]) -> dict[str, str]:
     mapping = {}
     for pair in pairs:
@@ -380,6 +443,43 @@ def bench_study() -> None:
     from toolkit.bench.study import run as run_bench
 
     print_table(run_bench())
+
+
+@bench_app.command("serve")
+def bench_serve(
+    budget: Annotated[
+        float | None, typer.Option("--budget", "-b", help="With --db or --policy: B.")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="A study database whose policy serves.")
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="A saved policy folder instead.")
+    ] = None,
+    requests: Annotated[
+        Path | None, typer.Option("--requests", help="A .jsonl file of records to send.")
+    ] = None,
+    columns: Annotated[
+        list[str] | None, typer.Option("--columns", "-c", help="ROLE=FIELD, as stl serve.")
+    ] = None,
+) -> None:
+    """stl serve under load (a real process and HTTP client): p50/p99 latency of one record and
+    decisions per second in batches of 1,000, against GET /health in the same run; by default
+    on a small study trained here."""
+    from toolkit.bench import print_table
+    from toolkit.bench.serve import _records
+    from toolkit.bench.serve import run as run_bench
+
+    if db is None and policy is None:
+        print_table(run_bench())
+        return
+    if budget is None or requests is None:
+        raise StudyError("--db or --policy needs --budget and --requests")
+    arguments = ["--policy", str(policy)] if policy is not None else ["--db", str(db)]
+    arguments += ["--budget", str(budget)]
+    for pair in columns or []:
+        arguments += ["-c", pair]
+    print_table(run_bench(arguments, _records(requests)))
 
 
 @bench_app.command("scale")

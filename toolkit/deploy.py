@@ -27,6 +27,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import ibis
 import numpy as np
 import pyarrow as pa
@@ -64,6 +65,10 @@ class BudgetPolicy:
     """Their positions among the planner's columns (every action of the run, both menus)."""
     database: Path
     run_id: int
+    _compiled: tuple | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    feature_threads: int | None = dataclasses.field(default=None, init=False, compare=False)
+    """DuckDB threads of the feature query (default: every core); ``stl serve`` uses 1, as
+    small batches are quicker on one thread."""
 
     @property
     def seed(self) -> int:
@@ -271,10 +276,7 @@ class BudgetPolicy:
     def inputs(self, requests: pa.Table) -> Inputs:
         """What the policy sees of the requests (``toolkit.ingest.read_requests`` rows): their
         features and every action's planned cost."""
-        query = features.instance_features(
-            ibis.memtable(requests), n_signals=self.spec.n_signals, spec=self.spec
-        )
-        wide = ibis.duckdb.connect().to_pyarrow(query.order_by("instance_id"))
+        wide = self._features(requests)
         frame = features.to_frame(wide, self.spec.names())
         n = requests.num_rows
         prompt = requests.column("prompt_tokens").to_numpy(zero_copy_only=False).astype(float)
@@ -292,6 +294,31 @@ class BudgetPolicy:
         )
         ids = wide.column("instance_id").to_numpy()
         return Inputs(ids, frame, self.planner.planned(frame, known, self.planned_columns))
+
+    def _features(self, requests: pa.Table) -> pa.Table:
+        """The requests' feature columns: the pipeline's Ibis query, compiled to DuckDB SQL once
+        per request schema and run on one connection (compiling it is most of the time of a
+        small batch)."""
+        if self._compiled is None or not self._compiled[0].equals(requests.schema):
+            placeholder = ibis.table(ibis.Schema.from_pyarrow(requests.schema), name="_requests")
+            query = features.instance_features(
+                placeholder, n_signals=self.spec.n_signals, spec=self.spec
+            ).order_by("instance_id")
+            if self._compiled is not None:
+                self._compiled[2].close()
+            self._compiled = (
+                requests.schema,
+                ibis.to_sql(query, dialect="duckdb"),
+                duckdb.connect(
+                    config={} if self.feature_threads is None else {"threads": self.feature_threads}
+                ),
+            )
+        _, sql, con = self._compiled
+        con.register("_requests", requests)
+        try:
+            return con.sql(sql).to_arrow_table()
+        finally:
+            con.unregister("_requests")
 
     def weights(self, requests: pa.Table, budget: float) -> tuple[np.ndarray, np.ndarray]:
         """(weights, planned cost), both (n, K): the priced allocation of the requests at

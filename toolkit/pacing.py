@@ -177,23 +177,20 @@ class PriceWindow:
         return self._filled
 
     def add(self, scores: np.ndarray, cost: np.ndarray) -> None:
-        first = max(0, len(scores) - self.size)
+        """Requests join the window (the oldest leave once it holds ``size``)."""
+        scores, cost = scores[-self.size :], cost[-self.size :]
+        if self.min_price is None:  # at price -inf: the dearest action, the best among equals
+            dearest = cost == cost.max(axis=1, keepdims=True)
+            starts = np.argmax(np.where(dearest, scores, -np.inf), axis=1)
+        else:
+            starts = price_choice(scores, cost, self.min_price)
         low = -np.inf if self.min_price is None else self.min_price
-        starts = (
-            np.argmax(np.where(cost == cost.max(axis=1, keepdims=True), scores, -np.inf), axis=1)
-            if self.min_price is None
-            else price_choice(scores, cost, self.min_price)
-        )
-        for row in range(first, len(scores)):
-            at = self._next
-            self._prices[at], self._saves[at] = np.inf, 0.0
-            self._start[at] = cost[row, starts[row]]
-            for index, (price, saves) in enumerate(
-                _switches(scores[row], cost[row], int(starts[row]), low)
-            ):
-                self._prices[at, index], self._saves[at, index] = price, saves
-            self._next = (self._next + 1) % self.size
-            self._filled = min(self._filled + 1, self.size)
+        prices, saves = _switches(scores, cost, starts, low, self._prices.shape[1])
+        at = (self._next + np.arange(len(scores))) % self.size
+        self._prices[at], self._saves[at] = prices, saves
+        self._start[at] = cost[np.arange(len(scores)), starts]
+        self._next = int((self._next + len(scores)) % self.size)
+        self._filled = min(self._filled + len(scores), self.size)
 
     def calibrate(self, target: float) -> PriceCalibration:
         """The price bracket and mix at which the window's mean cost is ``target`` (the
@@ -231,22 +228,38 @@ class PriceWindow:
         )
 
 
-def _switches(scores: np.ndarray, cost: np.ndarray, start: int, low: float):
-    """(price, cost saved) of each switch of one request's choice as the price rises from
-    ``low``, starting at action ``start``: to the cheaper action it first ties with (the
-    cheapest among those tying at once, as ``price_choice`` breaks ties)."""
-    here = start
-    while True:
-        cheaper = np.flatnonzero(cost < cost[here])
-        if len(cheaper) == 0:
-            return
-        at = (scores[here] - scores[cheaper]) / (cost[here] - cost[cheaper])
-        first = at.min()
-        tied = cheaper[at <= first + _SAME_PRICE * max(1.0, abs(first))]
-        nxt = int(tied[np.argmin(cost[tied])])
-        if first > low:
-            yield float(first), float(cost[here] - cost[nxt])
-        here = nxt
+def _switches(
+    scores: np.ndarray, cost: np.ndarray, start: np.ndarray, low: float, slots: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(price, cost saved) of each switch of each request's choice as the price rises from
+    ``low``, from action ``start``: to the cheaper action it first ties with (the cheapest
+    among those tying at once, as ``price_choice`` breaks ties); ``inf`` and 0 pad the rows.
+    A step of every request at once; at most K - 1 steps."""
+    n, k = scores.shape
+    rows = np.arange(n)
+    prices, saves = np.full((n, slots), np.inf), np.zeros((n, slots))
+    here, filled = start.astype(np.int64), np.zeros(n, dtype=np.int64)
+    for _ in range(k - 1):
+        cost_here, score_here = cost[rows, here], scores[rows, here]
+        cheaper = cost < cost_here[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at = np.where(
+                cheaper, (score_here[:, None] - scores) / (cost_here[:, None] - cost), np.inf
+            )
+        first = at.min(axis=1)
+        moving = np.isfinite(first)
+        if not moving.any():
+            break
+        near = _SAME_PRICE * np.maximum(1.0, np.abs(np.where(moving, first, 0.0)))
+        tied = cheaper & (at <= (first + near)[:, None])
+        nxt = np.where(tied, cost, np.inf).argmin(axis=1)
+        keep = moving & (first > low)
+        slot = filled[keep]
+        prices[rows[keep], slot] = first[keep]
+        saves[rows[keep], slot] = cost_here[keep] - cost[rows[keep], nxt[keep]]
+        filled[keep] += 1
+        here = np.where(moving, nxt, here)
+    return prices, saves
 
 
 __all__ = ["BudgetPacer", "PacerStats", "PriceWindow"]

@@ -16,6 +16,8 @@ def peak_rss_mib() -> float:
 
 
 def _format(value: object) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         if value == 0 or 1e-3 <= abs(value) < 1e7:
             return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
