@@ -217,6 +217,92 @@ def test_a_saved_policy_loads_without_the_database_and_decides_the_same(deployed
         BudgetPolicy.load(tmp_path / "other")
 
 
+def test_fit_is_the_pipelines_policy(deployed, tmp_path, monkeypatch):
+    """BudgetPolicy(study).fit() runs the study's stages up to learn: its decisions are those
+    of the run's policy, from a file, from records, or in chunks; unfitted, it says so."""
+    database, folder = deployed
+    study = load_study(folder / "study.toml")
+    with pytest.raises(StudyError, match=r"not fitted; call \.fit\(\)"):
+        BudgetPolicy(study).allocate(folder / "new.jsonl", 2.0, columns=NEW)
+    expected = BudgetPolicy.from_run(database).allocate(folder / "new.jsonl", 3.0, columns=NEW)
+    fitted = BudgetPolicy(folder / "study.toml").fit(tmp_path / "out")
+    assert fitted.database == tmp_path / "out" / "study.duckdb" and fitted.run_id == 1
+    assert fitted.allocate(folder / "new.jsonl", 3.0, columns=NEW).equals(expected)
+    records = [json.loads(line) for line in (folder / "new.jsonl").read_text().splitlines()]
+    assert fitted.allocate(records, 3.0, columns=NEW).equals(expected)
+    monkeypatch.setattr("toolkit.deploy.CHUNK", 7)  # 60 requests in 9 chunks
+    seen = []
+    chunked = fitted.allocate(records, 3.0, columns=NEW, progress=lambda d, n: seen.append(d))
+    assert chunked.equals(expected) and seen == [*range(7, 60, 7), 60]
+    temporary = BudgetPolicy(study).fit()  # into a temporary folder, removed after
+    assert temporary.database is None
+    assert temporary.allocate(records, 3.0, columns=NEW).equals(expected)
+    saved = BudgetPolicy.load(temporary.save(tmp_path / "policy"))
+    assert saved.allocate(records, 3.0, columns=NEW).equals(expected)
+    with pytest.raises(StudyError, match="a table of rows as read_requests returns them"):
+        fitted.allocate(pa.table({"idx": [1]}), 3.0)
+
+
+def _other_math_problems(shared_data: Path, out: Path) -> int:
+    """The MATH test problems not in MATH-500, as requests (idx, problem, level, type)."""
+    chosen = {
+        json.loads(line)["problem"]
+        for line in (shared_data / "math500.jsonl").read_text().splitlines()
+    }
+    rows = [json.loads(line) for line in (shared_data / "math_test5000.jsonl").open()]
+    other = [row for row in rows if row["problem"] not in chosen]
+    with out.open("w") as handle:
+        for i, row in enumerate(other):
+            keep = {"idx": i, "problem": row["problem"], "level": row["level"], "type": row["type"]}
+            handle.write(json.dumps(keep) + "\n")
+    return len(other)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_the_math500_policy_allocates_the_other_4500_problems(shared_data, tmp_path):
+    """The issue's must-show: a policy fitted by the MATH-500 study allocates the 4,500 other
+    MATH test problems through stl allocate, meets B to 1e-9 in planned mean cost, repeats with
+    the seed, and decides the same saved and loaded."""
+    from test_studies import quick
+
+    policy = BudgetPolicy(quick("math500_llama")).fit(tmp_path / "out")
+    requests = tmp_path / "other.jsonl"
+    assert _other_math_problems(shared_data, requests) == 4500
+    policy.save(tmp_path / "policy")
+    columns = ["-c", "id=idx", "-c", "text=problem", "-c", "level=level", "-c", "subject=type"]
+
+    def allocate(source: list[str], budget: float, name: str):
+        out = tmp_path / name
+        command = [sys.executable, "-m", "toolkit", "allocate", str(requests), *source]
+        command += ["--budget", str(budget), "--seed", "11", *columns, "-o", str(out)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.startswith(f"4,500 requests at B = {budget:g}: mean planned cost")
+        import pyarrow.parquet as pq
+
+        return pq.read_table(out)
+
+    database = ["--db", str(tmp_path / "out" / "study.duckdb")]
+    for budget in (4.0, 16.0, 64.0):
+        first = allocate(database, budget, "first.parquet")
+        expected = np.mean(first.column("expected_planned_cost").to_numpy())
+        assert abs(expected - budget) < 1e-9 * budget
+        assert first.num_rows == 4500
+        assert allocate(database, budget, "again.parquet").equals(first)
+        assert allocate(["--policy", str(tmp_path / "policy")], budget, "saved.parquet").equals(
+            first
+        )
+        assert first.equals(
+            policy.allocate(
+                requests,
+                budget,
+                seed=11,
+                columns=dict(id="idx", text="problem", level="level", subject="type"),
+            )
+        )
+
+
 def _free_port() -> int:
     import socket
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 import copy
 import math
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import default_study_dict
+from conftest import default_study_dict, make_study, table_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from toolkit.config import parse_study
 from toolkit.errors import StudyError
+from toolkit.pipeline import run_study
 from toolkit.resources import studies_dir
 
 REAL = ("math500_llama", "gsm8k_routing", "qwen25math_cot", "game24_gpt4")
@@ -141,8 +143,30 @@ def toml_value(value) -> str:
     return repr(value)
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """An output folder holding one finished run of a small default study."""
+    folder = tmp_path_factory.mktemp("finished") / "out"
+    study = make_study(
+        study={"name": "fuzzed", "seed": 3},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 300}],
+        estimation={"samples_per_instance": 16},
+        learn={"iterations": 20, "seeds": [0]},
+    )
+    run_study(study, folder, stages=("simulate", "outcomes", "solve", "learn", "evaluate"))
+    return folder
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
 @pytest.mark.parametrize(("section", "key", "value"), FIXED_CASES)
-def test_the_cli_exits_2_on_a_fuzzed_file_and_writes_nothing(section, key, value, tmp_path):
+def test_the_cli_exits_2_on_a_fuzzed_file_and_writes_nothing(
+    section, key, value, finished, tmp_path
+):
+    """Into a folder that holds a finished run: exit 2 naming the file and the field, every
+    table's hash unchanged, no file added or removed."""
     text = (studies_dir() / "default.toml").read_text()
     lines, inside, done = [], None, False
     for line in text.splitlines():
@@ -156,6 +180,8 @@ def test_the_cli_exits_2_on_a_fuzzed_file_and_writes_nothing(section, key, value
     study = tmp_path / "fuzzed.toml"
     study.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    before, files = table_snapshot(out / "study.duckdb"), listing(tmp_path)
     run = subprocess.run(
         [sys.executable, "-m", "toolkit", "run", str(study), "--out", str(out)],
         capture_output=True,
@@ -164,8 +190,8 @@ def test_the_cli_exits_2_on_a_fuzzed_file_and_writes_nothing(section, key, value
     assert run.returncode == 2, run.stderr
     assert f"{section}.{key}" in run.stderr or f"{section}:" in run.stderr, run.stderr
     assert str(study) in run.stderr and "Traceback" not in run.stderr
-    assert not out.exists()
-    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["fuzzed.toml"]
+    assert table_snapshot(out / "study.duckdb") == before
+    assert listing(tmp_path) == files
 
 
 CELLS = st.one_of(

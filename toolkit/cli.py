@@ -86,6 +86,24 @@ def _load(path: Path | None, engine: str | None = None) -> Study:
 
 
 @contextlib.contextmanager
+def _bar(what: str, total: int) -> Iterator:
+    """A progress bar on stderr over ``total`` items (erased when done); yields the callback
+    ``(done, total)`` that moves it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        f"{what}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda done, _total: bar.update(task, completed=done)
+
+
+@contextlib.contextmanager
 def _progress(stage: str) -> Iterator[None]:
     with console.status(f"[bold]{stage}[/bold] ..."):
         yield
@@ -262,15 +280,20 @@ def allocate(
 ) -> None:
     """Allocate new requests with a run's learned policy, priced to meet BUDGET on the batch;
     print the planned mean cost and each action's share, write one decision per request."""
-    from toolkit.deploy import BudgetPolicy, summary, write_decisions
-    from toolkit.ingest import read_requests
+    from toolkit.deploy import CHUNK, BudgetPolicy, summary, write_decisions
 
     if policy is not None:
         deployed = BudgetPolicy.load(policy)
     else:
         deployed = BudgetPolicy.from_run(db, run_id, policy_seed)
-    mapping = _columns(columns) if columns else _metadata_columns(deployed.study)
-    decisions = deployed.allocate(read_requests(deployed.study, requests, mapping), budget, seed)
+    mapping = _columns(columns) if columns else deployed.columns
+    with console.status(f"reading {requests} ..."):
+        rows = deployed.read(requests, mapping)
+    if rows.num_rows > CHUNK and console.is_terminal:  # a bar over a large batch, erased after
+        with _bar("deciding", rows.num_rows) as advance:
+            decisions = deployed.allocate(rows, budget, seed, progress=advance)
+    else:
+        decisions = deployed.allocate(rows, budget, seed)
     for line in summary(decisions, budget):
         _say(line)
     if out is None:
@@ -334,7 +357,7 @@ def serve(
         deployed = BudgetPolicy.load(policy)
     else:
         deployed = BudgetPolicy.from_run(db, run_id, policy_seed)
-    mapping = _columns(columns) if columns else _metadata_columns(deployed.study)
+    mapping = _columns(columns) if columns else deployed.columns
     app = create_app(deployed, budget, mapping, window=window, horizon=horizon, seed=seed)
     _say(f"serving run {deployed.run_id}'s policy at B = {budget:g} on http://{host}:{port}")
     run(app, host, port)
@@ -352,13 +375,6 @@ def _columns(pairs: list[str]) -> dict[str, str]:
             raise StudyError(f"--columns {pair!r}: write ROLE=COLUMN, e.g. text=problem")
         mapping[role.strip()] = column.strip()
     return mapping
-
-
-def _metadata_columns(study: Study) -> dict[str, str]:
-    metadata = study.datasets[0].metadata
-    if metadata is None:
-        raise StudyError("--columns: the study has no metadata columns to default to; name them")
-    return {role: column for role, column in metadata.columns if column is not None}
 
 
 @app.command()

@@ -1,19 +1,24 @@
-"""Deploy a trained policy: a run's learned policy allocates new requests at a budget.
+"""Deploy a trained policy: a study's learned policy allocates new requests at a budget.
 
-    policy = BudgetPolicy.from_run("out/study.duckdb")          # the latest run, first seed
-    requests = read_requests(policy.study, "new.jsonl", {"id": "idx", "text": "problem"})
-    decisions = policy.allocate(requests, budget=16.0, seed=0)  # one row per request
+    policy = BudgetPolicy(load_study("study.toml")).fit("out/")  # solve and learn its data
+    policy = BudgetPolicy.from_run("out/study.duckdb")           # or: a run's (the latest)
+    policy = BudgetPolicy.load("policy/")                        # or: a saved folder
+    decisions = policy.allocate("new.jsonl", budget=16.0, seed=0)  # one row per request
 
-The policy is the one ``evaluate`` scores as ``learned_batch``: the CatBoost classifiers of
-one seed (one per declared budget; at another budget the nearest in log scale decides) and the
-run's cost planner, both as ``learn`` stored them (fold 0's: with ``[split] folds = k`` they
-were trained on (k-1)/k of the instances). The requests' features are computed by the same SQL
-and Ibis query as the pipeline's (``sql/features/text_features.sql``,
-``toolkit.features.instance_features``), their planned cost by the same planner, and the
-allocation by the same ``allocate`` evaluate calls, so offline numbers and deployed decisions
-come from one code path. It is priced on the batch: the mean planned cost of the allocation
-(its expectation over the mix of the two actions at the price that meets B) is B exactly; each
-request then draws its action from its weights with ``seed``.
+``fit`` is the pipeline's own: the study's data (simulated, or its logs) through the stages up
+to learn into a study database, then that run's policy as ``from_run`` reads it, so a fitted
+policy and a run's are one thing. The policy is the one ``evaluate`` scores as
+``learned_batch``: the CatBoost classifiers of one seed (one per declared budget; at another
+budget the nearest in log scale decides) and the run's cost planner, both as ``learn`` stored
+them (fold 0's: with ``[split] folds = k`` they were trained on (k-1)/k of the instances). The
+requests (a file, a list of records, or ``toolkit.ingest.read_requests`` rows) are read and
+checked as a metadata file is; their features are computed by the same SQL and Ibis query as
+the pipeline's (``sql/features/text_features.sql``, ``toolkit.features.instance_features``),
+their planned cost by the same planner, and the allocation by the same ``allocate`` evaluate
+calls, so offline numbers and deployed decisions come from one code path. It is priced on the
+batch: the mean planned cost of the allocation (its expectation over the mix of the two
+actions at the price that meets B) is B exactly; each request then draws its action from its
+weights with ``seed``.
 
 A probe policy (``learned_probe``) needs each request's probe samples, which a request does not
 carry; a policy over declared feature columns needs them too: both are refused here.
@@ -24,17 +29,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import ibis
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from toolkit import bi, features
-from toolkit.config import Study, parse_study, resolve_model
+from toolkit.config import Study, load_study, parse_study, resolve_model
 from toolkit.costs import CostPlanner
 from toolkit.db import versions
 from toolkit.errors import StudyError
@@ -49,13 +57,19 @@ ARTIFACT_FORMAT = "stl-policy/1"
 """The saved policy folder's format (``manifest.json`` ``format``)."""
 _DRAW_STREAM = 20_260_414
 """SeedSequence key of the draws between two actions (with the ``seed`` of ``allocate``)."""
+CHUNK = 50_000
+"""Requests whose features and scores are computed at once (the price is set on all of them)."""
+FIT_STAGES = ("simulate", "outcomes", "solve", "learn")
+"""The pipeline stages ``fit`` runs ("simulate" is the data stage, whatever the source)."""
+
+Progress = Callable[[int, int], None]
+"""Called with (requests done, requests in all) as a large batch is decided."""
 
 
-@dataclass
-class BudgetPolicy:
-    """A run's learned policy, ready for new requests (see the module docstring)."""
+@dataclass(frozen=True)
+class _Fitted:
+    """What a fitted policy decides with, as ``learn`` stored it."""
 
-    study: Study
     deployment: LearnedDeployment
     planner: CostPlanner
     spec: features.FeatureSpec
@@ -63,21 +77,49 @@ class BudgetPolicy:
     """The static actions (action_id, name, model, b), in the order of the policy's columns."""
     planned_columns: np.ndarray
     """Their positions among the planner's columns (every action of the run, both menus)."""
-    database: Path
+    database: Path | None
+    """The study database it came from (None: ``fit`` into a temporary folder)."""
     run_id: int
-    _compiled: tuple | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
-    feature_threads: int | None = dataclasses.field(default=None, init=False, compare=False)
-    """DuckDB threads of the feature query (default: every core); ``stl serve`` uses 1, as
-    small batches are quicker on one thread."""
 
-    @property
-    def seed(self) -> int:
-        return self.deployment.seed
 
-    @property
-    def budgets(self) -> list[float]:
-        """The declared budgets its classifiers were trained at."""
-        return sorted(self.deployment.classifiers)
+class BudgetPolicy:
+    """A study's learned policy, for new requests (see the module docstring): scikit-learn
+    style, ``BudgetPolicy(study).fit()`` then ``allocate``; ``from_run`` and ``load`` give a
+    fitted one."""
+
+    def __init__(self, study: Study | str | Path, *, seed: int | None = None) -> None:
+        """``study``: a ``Study`` or a study file; ``seed``: the CatBoost seed whose
+        classifiers decide (the first of ``[learn] seeds`` by default)."""
+        self.study = study if isinstance(study, Study) else load_study(study)
+        self.policy_seed = seed
+        self.feature_threads: int | None = None
+        """DuckDB threads of the feature query (default: every core); ``stl serve`` uses 1,
+        as small batches are quicker on one thread."""
+        self._fitted: _Fitted | None = None
+        self._compiled: tuple | None = None
+
+    def __repr__(self) -> str:
+        state = "unfitted" if self._fitted is None else f"run {self.run_id}, seed {self.seed}"
+        return f"BudgetPolicy({self.study.study.name!r}, {state})"
+
+    # ----------------------------------------------------------------------------------------
+    def fit(self, out: str | Path | None = None, *, progress=None) -> BudgetPolicy:
+        """Solve and learn on the study's data: its stages up to learn, run into
+        ``out/study.duckdb`` (as ``stl run --out`` would, without evaluate and the report;
+        by default a temporary folder, removed after), and that run's policy. Returns self."""
+        from toolkit.pipeline import run_study
+
+        kwargs = {} if progress is None else {"progress": progress}
+        if out is not None:
+            result = run_study(self.study, out, stages=FIT_STAGES, **kwargs)
+            self._fitted = _read_fitted(result.database, result.run_id, self.policy_seed)[1]
+        else:
+            with tempfile.TemporaryDirectory(prefix="stl-fit-") as folder:
+                result = run_study(self.study, folder, stages=FIT_STAGES, **kwargs)
+                fitted = _read_fitted(result.database, result.run_id, self.policy_seed)[1]
+            self._fitted = dataclasses.replace(fitted, database=None)
+        self._compiled = None
+        return self
 
     @classmethod
     def from_run(
@@ -85,47 +127,71 @@ class BudgetPolicy:
     ) -> BudgetPolicy:
         """The learned policy of a run (the latest by default) and CatBoost seed (the first
         of ``[learn] seeds`` by default)."""
-        database = Path(database)
-        backend = bi.open_read_only(database)
-        try:
-            row = bi.run_row(backend, database, run_id)
-            run_id = row["run_id"]
-            study = parse_study(json.loads(row["config_json"]), f"run {run_id}")
-            policies = [
-                p for p in read_policies(backend, run_id) if p.fold == 0 and p.menu == "static"
-            ]
-            if not policies:
-                raise StudyError(
-                    f"{database}: run {run_id} has no learned policy (it ran without the learn "
-                    "stage, or [policies] compare leaves out learned)"
-                )
-            seeds = sorted({p.seed for p in policies})
-            seed = seeds[0] if seed is None else seed
-            if seed not in seeds:
-                raise StudyError(
-                    f"--seed {seed}: run {run_id} learned with seeds {', '.join(map(str, seeds))}"
-                )
-            classifiers = {p.budget: p for p in policies if p.seed == seed}
-            spec = feature_spec(backend, run_id, study)
-            if spec.numeric or spec.categorical:
-                raise StudyError(
-                    "the policy sees declared feature columns, which requests do not carry yet"
-                )
-            planner = read_planners(backend, run_id)[0]
-            listed = backend.table("actions")
-            listed = backend.to_pyarrow(
-                listed.filter(listed.run_id == run_id)
-                .select("action_id", "name", "model", "b", "menu")
-                .order_by("action_id")
+        study, fitted = _read_fitted(Path(database), run_id, seed)
+        policy = cls(study, seed=seed)
+        policy._fitted = fitted
+        return policy
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def fitted(self) -> _Fitted:
+        if self._fitted is None:
+            raise StudyError(
+                "BudgetPolicy: not fitted; call .fit(), or use BudgetPolicy.from_run(db) or "
+                "BudgetPolicy.load(folder)"
             )
-            static = pc.equal(listed.column("menu"), "static")
-            # the planner plans every action (both menus) in action_id order
-            columns = np.flatnonzero(static.to_numpy(zero_copy_only=False))
-            actions = listed.filter(static).drop_columns(["menu"])
-        finally:
-            backend.disconnect()
-        deployment = LearnedDeployment(DEPLOYMENT, classifiers)
-        return cls(study, deployment, planner, spec, actions, columns, database, run_id)
+        return self._fitted
+
+    @property
+    def deployment(self) -> LearnedDeployment:
+        return self.fitted.deployment
+
+    @property
+    def planner(self) -> CostPlanner:
+        return self.fitted.planner
+
+    @property
+    def spec(self) -> features.FeatureSpec:
+        return self.fitted.spec
+
+    @property
+    def actions(self) -> pa.Table:
+        """The static actions (action_id, name, model, b), in the order of the policy's
+        columns."""
+        return self.fitted.actions
+
+    @property
+    def planned_columns(self) -> np.ndarray:
+        return self.fitted.planned_columns
+
+    @property
+    def database(self) -> Path | None:
+        return self.fitted.database
+
+    @property
+    def run_id(self) -> int:
+        return self.fitted.run_id
+
+    @property
+    def seed(self) -> int:
+        """The CatBoost seed whose classifiers decide."""
+        return self.deployment.seed
+
+    @property
+    def budgets(self) -> list[float]:
+        """The declared budgets its classifiers were trained at."""
+        return sorted(self.deployment.classifiers)
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The request columns read by default (role -> column): the study's metadata
+        columns."""
+        metadata = self.study.datasets[0].metadata
+        if metadata is None:
+            raise StudyError(
+                "--columns: the study has no metadata columns to default to; name them"
+            )
+        return {role: column for role, column in metadata.columns if column is not None}
 
     # ----------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -169,7 +235,7 @@ class BudgetPolicy:
                 (part / "planner.cbm").write_bytes(planner_data)
             manifest = {
                 "format": ARTIFACT_FORMAT,
-                "database": str(self.database),
+                "database": None if self.database is None else str(self.database),
                 "run_id": self.run_id,
                 "config_hash": self.study.config_hash(),
                 "study": self.study.model_dump(mode="json"),
@@ -261,18 +327,46 @@ class BudgetPolicy:
                 ]
             ),
         )
-        return cls(
-            study,
+        policy = cls(study)
+        policy._fitted = _Fitted(
             LearnedDeployment(manifest["deployment"], classifiers),
             planner,
             spec,
             actions,
             np.asarray(manifest["planned_columns"], dtype=np.int64),
-            Path(manifest["database"]),
+            None if manifest["database"] is None else Path(manifest["database"]),
             manifest["run_id"],
         )
+        return policy
 
     # ----------------------------------------------------------------------------------------
+    def read(self, requests, columns: dict[str, str] | None = None) -> pa.Table:
+        """Requests as the policy reads them (``toolkit.ingest.read_requests`` rows): from a
+        file (CSV, JSONL, JSON, Parquet), a list of records (dicts), or rows already read
+        (returned as they are). ``columns``: role -> column for id, text, level and subject
+        (by default the study's metadata columns, ``self.columns``)."""
+        from toolkit.ingest import RequestReader
+
+        if isinstance(requests, pa.Table):
+            missing = [
+                c
+                for c in ("instance_id", "source_id", "prompt_tokens")
+                if c not in requests.column_names
+            ]
+            if missing:
+                raise StudyError(
+                    f"requests: a table of rows as read_requests returns them (it has no "
+                    f"{missing[0]!r}); pass raw records as a list of dicts or a file's path"
+                )
+            return requests
+        reader = RequestReader(self.study, self.columns if columns is None else columns)
+        try:
+            if isinstance(requests, (str, Path)):
+                return reader.read(requests)
+            return reader.records(requests)
+        finally:
+            reader.close()
+
     def inputs(self, requests: pa.Table) -> Inputs:
         """What the policy sees of the requests (``toolkit.ingest.read_requests`` rows): their
         features and every action's planned cost."""
@@ -320,15 +414,34 @@ class BudgetPolicy:
         finally:
             con.unregister("_requests")
 
-    def weights(self, requests: pa.Table, budget: float) -> tuple[np.ndarray, np.ndarray]:
+    def weights(
+        self, requests: pa.Table, budget: float, progress: Progress | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(weights, planned cost), both (n, K): the priced allocation of the requests at
         ``budget`` (each row sums to 1; two nonzero entries where a request is mixed), as
-        evaluate makes it for ``learned_batch``."""
+        evaluate makes it for ``learned_batch``. Features, planned costs and the classifier's
+        probabilities are computed ``CHUNK`` requests at a time (``progress`` told after each);
+        the price is then set on all of them."""
         if requests.num_rows == 0:
             raise StudyError("requests: no rows to allocate")
         if not (np.isfinite(budget) and budget > 0):
             raise StudyError(f"--budget: a positive number, got {budget!r}")
-        inputs = self.inputs(requests)
+        classifier = self.deployment.classifier_for(budget)
+        n, parts, probabilities = requests.num_rows, [], []
+        for start in range(0, n, CHUNK):
+            part = self.inputs(requests.slice(start, CHUNK))
+            parts.append(part)
+            probabilities.append(classifier.probabilities(part.frame))
+            if progress is not None:
+                progress(min(start + CHUNK, n), n)
+        inputs = parts[0]
+        if len(parts) > 1:
+            inputs = Inputs(
+                np.concatenate([part.instance_ids for part in parts]),
+                pd.concat([part.frame for part in parts], ignore_index=True),
+                np.concatenate([part.planned_cost for part in parts]),
+            )
+            classifier.keep(inputs.frame, np.concatenate(probabilities))
         planned = inputs.planned_cost
         cheapest, dearest = planned.min(axis=1).mean(), planned.max(axis=1).mean()
         if not cheapest <= budget <= dearest:
@@ -338,11 +451,21 @@ class BudgetPolicy:
             )
         return self.deployment.allocate(inputs, budget).weights, planned
 
-    def allocate(self, requests: pa.Table, budget: float, seed: int = 0) -> pa.Table:
+    def allocate(
+        self,
+        requests,
+        budget: float,
+        seed: int = 0,
+        *,
+        columns: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> pa.Table:
         """One decision per request (in their order): the action drawn from the priced
         allocation's weights with ``seed``, its model, b and planned cost, the weight it had,
-        and whether the request was one of those mixed between two actions to meet B."""
-        weights, planned = self.weights(requests, budget)
+        and whether the request was one of those mixed between two actions to meet B.
+        ``requests``: a file, a list of records or rows read (``read``, with ``columns``)."""
+        requests = self.read(requests, columns)
+        weights, planned = self.weights(requests, budget, progress)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _DRAW_STREAM])))
         draw = rng.random(len(weights))
         cumulative = np.cumsum(weights, axis=1)
@@ -369,6 +492,49 @@ class BudgetPolicy:
         )
 
 
+def _read_fitted(database: Path, run_id: int | None, seed: int | None) -> tuple[Study, _Fitted]:
+    """The study of a run (the latest by default) and its learned policy of one CatBoost seed
+    (the first by default), as ``learn`` stored it."""
+    backend = bi.open_read_only(database)
+    try:
+        row = bi.run_row(backend, database, run_id)
+        run_id = row["run_id"]
+        study = parse_study(json.loads(row["config_json"]), f"run {run_id}")
+        policies = [p for p in read_policies(backend, run_id) if p.fold == 0 and p.menu == "static"]
+        if not policies:
+            raise StudyError(
+                f"{database}: run {run_id} has no learned policy (it ran without the learn "
+                "stage, or [policies] compare leaves out learned)"
+            )
+        seeds = sorted({p.seed for p in policies})
+        seed = seeds[0] if seed is None else seed
+        if seed not in seeds:
+            raise StudyError(
+                f"--seed {seed}: run {run_id} learned with seeds {', '.join(map(str, seeds))}"
+            )
+        classifiers = {p.budget: p for p in policies if p.seed == seed}
+        spec = feature_spec(backend, run_id, study)
+        if spec.numeric or spec.categorical:
+            raise StudyError(
+                "the policy sees declared feature columns, which requests do not carry yet"
+            )
+        planner = read_planners(backend, run_id)[0]
+        listed = backend.table("actions")
+        listed = backend.to_pyarrow(
+            listed.filter(listed.run_id == run_id)
+            .select("action_id", "name", "model", "b", "menu")
+            .order_by("action_id")
+        )
+        static = pc.equal(listed.column("menu"), "static")
+        # the planner plans every action (both menus) in action_id order
+        columns = np.flatnonzero(static.to_numpy(zero_copy_only=False))
+        actions = listed.filter(static).drop_columns(["menu"])
+    finally:
+        backend.disconnect()
+    deployment = LearnedDeployment(DEPLOYMENT, classifiers)
+    return study, _Fitted(deployment, planner, spec, actions, columns, database, run_id)
+
+
 def summary(decisions: pa.Table, budget: float) -> list[str]:
     """The lines ``stl allocate`` prints: planned mean cost against B, and each action's
     share of the requests."""
@@ -377,7 +543,8 @@ def summary(decisions: pa.Table, budget: float) -> list[str]:
     mixed = int(np.sum(decisions.column("mixed").to_numpy(zero_copy_only=False)))
     lines = [
         f"{decisions.num_rows:,} requests at B = {budget:g}: mean planned cost {expected:.10g} "
-        f"(priced to meet B; {mixed:,} requests mixed between two actions), {drawn:.6g} as "
+        f"(priced to meet B; {mixed:,} request{'' if mixed == 1 else 's'} mixed between two "
+        f"actions), {drawn:.6g} as "
         "drawn",
     ]
     names = decisions.column("action").to_pylist()

@@ -154,6 +154,11 @@ class LearnedPolicy:
         self._cached = (frame, out)
         return out
 
+    def keep(self, frame: pd.DataFrame, probabilities: np.ndarray) -> None:
+        """Keep ``probabilities`` as those of ``frame`` (computed piecewise, as a large batch
+        is), as ``probabilities`` keeps its last frame's."""
+        self._cached = (frame, probabilities)
+
     def scores(self, probabilities: np.ndarray) -> np.ndarray:
         """The priced deployments' score per action (see the module docstring)."""
         if self.decoder == "expected_accuracy":
