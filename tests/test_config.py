@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from toolkit.config import default_study_path, load_study, parse_study
 from toolkit.errors import StudyError
+from toolkit.resources import studies_dir
 
 DEFAULT = default_study_path().read_text()
 
@@ -167,6 +169,30 @@ def test_pass_at_b_above_the_stored_samples_is_refused_in_simulation():
 
     with pytest.raises(StudyError, match="b = 64 exceeds estimation.samples_per_instance = 48"):
         parse_study(tomllib.loads(text), "pass.toml")
+
+
+def test_best_of_b_needs_a_score_in_every_dataset_and_no_probe():
+    from toolkit.config import parse_study
+
+    simulated = tomllib.loads(
+        DEFAULT.replace('aggregation = "majority"', 'aggregation = "best_of"')
+    )
+    with pytest.raises(
+        StudyError, match=r"actions.aggregation: .* datasets\[0\] \(simulated\) has none"
+    ):
+        parse_study(simulated, "best.toml")
+    study = tomllib.loads((studies_dir() / "qwen25math_rm.toml").read_text())
+    assert parse_study(study, "rm.toml", base_dir=studies_dir()).actions.aggregation == "best_of"
+    unscored = copy.deepcopy(study)
+    del unscored["datasets"][0]["columns"]["score"]
+    with pytest.raises(StudyError, match=r"datasets\[0\] \(a samples log\) has none"):
+        parse_study(unscored, "rm.toml", base_dir=studies_dir())
+    with pytest.raises(StudyError, match="probe.samples: a probe is priced for majority"):
+        parse_study({**study, "probe": {"samples": 2}}, "rm.toml", base_dir=studies_dir())
+    counts = tomllib.loads((studies_dir() / "math500_llama.toml").read_text())
+    counts["datasets"][0]["columns"]["score"] = "s"
+    with pytest.raises(StudyError, match="columns.score: not used by source 'counts'"):
+        parse_study(counts, "counts.toml", base_dir=studies_dir())
 
 
 @pytest.mark.parametrize("name", ["math500_llama", "gsm8k_routing"])

@@ -24,7 +24,7 @@ from toolkit.errors import StudyError
 from toolkit.pipeline import run_study
 from toolkit.resources import studies_dir
 
-REAL = ("math500_llama", "gsm8k_routing", "qwen25math_cot", "game24_gpt4")
+REAL = ("math500_llama", "gsm8k_routing", "qwen25math_cot", "qwen25math_rm", "game24_gpt4")
 
 
 def leaf_paths(node, prefix=()) -> list[tuple]:

@@ -4,6 +4,7 @@ with a message naming file, row and column, and leaves an existing database as i
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import subprocess
 import sys
@@ -82,6 +83,38 @@ def test_gsm8k_routing_matches_the_known_facts(shared_data):
     gsm8k = [json.loads(line)["question"] for line in (shared_data / "gsm8k_test.jsonl").open()]
     assert data.instances.column("text").to_pylist() == gsm8k
     assert samples.tokens.gt(0).all()
+
+
+@pytest.mark.shared_data
+def test_best_of_b_by_the_logged_reward_model_gives_the_known_facts(shared_data, tmp_path):
+    """The Qwen2.5-Math log with its reward-model scores: best-of-b over b-subsets of the 8,
+    as the data README states it (0.9279, 0.9361, 0.94), and to 1e-12 per problem against every
+    b-subset of the raw file; the halves' estimates (oracle noise) use the same rule."""
+    study = load_study(studies_dir() / "qwen25math_rm.toml")
+    result = run_study(study, tmp_path, stages=("ingest", "outcomes"))
+    rows = [json.loads(line) for line in (shared_data / "qwen25math_math_cot_100.jsonl").open()]
+    with duckdb.connect(str(result.database), read_only=True) as con:
+        stored = con.execute(
+            "select i.source_id, a.b, o.acc, o.acc_half_a from outcomes o "
+            "join actions a using (run_id, action_id) join instances i using (run_id, instance_id)"
+        ).fetchall()
+        scored = con.execute("select count(*), count(score) from samples").fetchone()
+    assert scored == (800, 800)
+    acc = {(source, b): value for source, b, value, _ in stored}
+    mean = {b: np.mean([acc[(str(r["idx"]), b)] for r in rows]) for b in (1, 2, 4, 8)}
+    assert [round(mean[b], 4) for b in (1, 2, 4, 8)] == [0.91, 0.9279, 0.9361, 0.94]
+    for row in rows[:25]:
+        scores = [entry[0] for entry in row["pred_score"]]
+        for b in (2, 4):
+            subsets = list(itertools.combinations(range(8), b))
+            expected = 0.0
+            for subset in subsets:
+                top = max(scores[i] for i in subset)
+                best = [i for i in subset if scores[i] == top]
+                expected += sum(bool(row["score"][i]) for i in best) / len(best) / len(subsets)
+            assert acc[(str(row["idx"]), b)] == pytest.approx(expected, abs=1e-12)
+    halves = [half for _, b, _, half in stored if b <= 4]
+    assert all(half is not None and 0 <= half <= 1 for half in halves)
 
 
 @pytest.mark.shared_data

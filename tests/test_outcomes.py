@@ -16,10 +16,12 @@ from toolkit.config import resolve_model
 from toolkit.outcomes import (
     _profile_keys,
     answer_profiles,
+    best_of_accuracy,
     estimate_outcomes,
     majority_vote_accuracy,
     majority_vote_accuracy_iid,
     pass_at_b,
+    score_levels,
 )
 
 
@@ -33,6 +35,67 @@ def vote_by_enumeration(answers: list[int], correct: set[int], b: int) -> float:
         total += sum(a in correct for a in winners) / len(winners)
         count += 1
     return total / count
+
+
+def best_of_by_enumeration(scores: list[float], correct: list[bool], b: int) -> float:
+    """Average over every b-subset of P(its highest-scored sample is correct), ties uniform."""
+    total, count = 0.0, 0
+    for subset in itertools.combinations(range(len(scores)), b):
+        top = max(scores[i] for i in subset)
+        best = [i for i in subset if scores[i] == top]
+        total += sum(correct[i] for i in best) / len(best)
+        count += 1
+    return total / count
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    samples=st.lists(
+        st.tuples(st.sampled_from([-1.5, 0.0, 0.25, 2.0, 7.0]), st.booleans()),
+        min_size=1,
+        max_size=10,
+    ),
+    data=st.data(),
+)
+def test_best_of_b_matches_enumeration(samples, data):
+    """Exact best-of-b from the score levels (few distinct scores, so ties are common) against
+    every b-subset, to 1e-12, through the Ibis reduction as the pipeline runs it."""
+    b = data.draw(st.integers(1, len(samples)))
+    rows = [
+        {"instance_id": 7, "model": "m", "score": score, "correct": right}
+        for score, right in samples
+    ]
+    levels = ibis.duckdb.connect().to_pyarrow(
+        score_levels(ibis.memtable(pa.Table.from_pylist(rows)))
+    )
+    ids, acc = best_of_accuracy(levels, b)
+    assert ids.tolist() == [7]
+    scores, correct = [s for s, _ in samples], [c for _, c in samples]
+    assert acc[0] == pytest.approx(best_of_by_enumeration(scores, correct, b), abs=1e-12)
+
+
+def test_best_of_b_is_vectorized_over_instances():
+    rng = np.random.default_rng(3)
+    rows, expected = [], {}
+    for instance in range(40):
+        n = int(rng.integers(3, 9))
+        scores = rng.integers(0, 4, n).astype(float).tolist()
+        correct = (rng.random(n) < 0.5).tolist()
+        rows += [
+            {"instance_id": instance, "model": "m", "score": s, "correct": c}
+            for s, c in zip(scores, correct, strict=True)
+        ]
+        expected[instance] = (scores, correct)
+    levels = ibis.duckdb.connect().to_pyarrow(
+        score_levels(ibis.memtable(pa.Table.from_pylist(rows)))
+    )
+    for b in (1, 2, 3):
+        ids, acc = best_of_accuracy(levels, b)
+        assert ids.tolist() == list(range(40))
+        truth = [best_of_by_enumeration(*expected[i], b) for i in range(40)]
+        np.testing.assert_allclose(acc, truth, rtol=0, atol=1e-12)
+    _, beyond = best_of_accuracy(levels, 9)  # more than any instance holds
+    assert np.isnan(beyond).all()
 
 
 def groups(answers: list[int], correct: set[int]) -> tuple[list[int], list[int]]:

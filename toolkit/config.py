@@ -129,6 +129,7 @@ class ColumnMap(_SparseSection):
     accuracy: ColumnName | None = None
     known_cost: ColumnName | None = None
     text: ColumnName | None = None
+    score: ColumnName | None = None
 
 
 class ModelColumns(_SparseSection):
@@ -236,6 +237,7 @@ _SOURCE_COLUMNS: dict[str, tuple[set[str], set[str]]] = {
             "prompt_tokens",
             "cost",
             "text",
+            "score",
         },
     ),
     "counts": ({"id", "n", "n_correct"}, {"id", "model", "n", "n_correct", "text"}),
@@ -265,7 +267,8 @@ class DatasetSpec(_SparseSection):
       ``answer`` (coded per instance, needed for majority votes); optional ``tokens`` or
       ``response`` (output tokens, or counted from the text); optional ``prompt_tokens`` (the
       prompt's tokens as the log recorded them) and ``cost`` (the sample's dollar cost as
-      logged); optional ``text`` (the question).
+      logged); optional ``text`` (the question); optional ``score`` (a reward model's or
+      verifier's score of the sample, higher is better; needed for best-of-b).
     - ``counts``: one row per instance and model: ``id``, the model as above, ``n`` samples of
       which ``n_correct`` are correct; optional ``text``.
     - ``wide``: one row per instance with one set of columns per model (routing logs): ``id``,
@@ -410,7 +413,9 @@ class ActionSpec(_Section):
     """``[actions]``: the action set is every model times every sample count ``b``.
 
     ``aggregation``: ``majority`` (majority vote over b samples, ties broken uniformly at
-    random) or ``pass`` (pass@b: correct if any of the b samples is, an oracle verifier).
+    random), ``pass`` (pass@b: correct if any of the b samples is, an oracle verifier) or
+    ``best_of`` (best-of-b: the answer of the highest-scored of the b samples by their
+    ``columns.score``, a reward model or verifier score, ties broken uniformly at random).
     ``cost``: the unit of cost and of budgets: ``samples`` (b), ``tokens`` (the prompt's
     tokens, billed once, plus the expected output tokens of b samples) or ``usd`` (the same
     tokens times the model's prices, or the logged dollar cost of b samples).
@@ -421,7 +426,7 @@ class ActionSpec(_Section):
     """
 
     samples: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 2, 4, 8, 16]
-    aggregation: Literal["majority", "pass"] = "majority"
+    aggregation: Literal["majority", "pass", "best_of"] = "majority"
     cost: Literal["samples", "tokens", "usd"] = "samples"
     prompt: Literal["once", "per_sample"] = "once"
     fixed_cost: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
@@ -664,7 +669,7 @@ class Study(_Section):
         stored = self.estimation.samples_per_instance
         simulated = all(d.source == "simulate" for d in self.datasets)
         # pass@b also needs b stored samples: with fewer, every b-subset would count as solved
-        if (self.actions.aggregation == "majority" or simulated) and largest > stored:
+        if (self.actions.aggregation != "pass" or simulated) and largest > stored:
             raise ValueError(
                 f"actions.samples: b = {largest} exceeds estimation.samples_per_instance = {stored}"
             )
@@ -687,6 +692,25 @@ class Study(_Section):
                     f"on b = {min(self.actions.samples)}) to {high:g} (on b = "
                     f"{max(self.actions.samples)})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _scored_for_best_of(self) -> Study:
+        """Best-of-b ranks a log's samples by their score: every dataset must carry one."""
+        if self.actions.aggregation != "best_of":
+            return self
+        for index, spec in enumerate(self.datasets):
+            if spec.source != "samples" or spec.columns.score is None:
+                what = "simulated" if spec.source == "simulate" else f"a {spec.source} log"
+                raise ValueError(
+                    f'actions.aggregation: "best_of" ranks samples by a score, and '
+                    f"datasets[{index}] ({what}) has none: it needs source = 'samples' with "
+                    "columns.score"
+                )
+        if self.probe.samples:
+            raise ValueError(
+                'probe.samples: a probe is priced for majority votes and pass@b, not "best_of"'
+            )
         return self
 
     @model_validator(mode="after")

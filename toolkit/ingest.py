@@ -91,7 +91,7 @@ _EXPECTED: dict[Kind, str] = {
 _STORED_LIMITS = {"sample": 2**31 - 1, "prompt_tokens": 2**31 - 1, "level": 2**15 - 1}
 """The largest value of the roles stored in fewer than 64 bits (``integer``, ``smallint``)."""
 _PER_SAMPLE_ROLES = frozenset(
-    {"sample", "answer", "correct", "tokens", "response", "prompt_tokens", "cost"}
+    {"sample", "answer", "correct", "tokens", "response", "prompt_tokens", "cost", "score"}
 )
 """Roles of a ``samples`` file that may hold one list per row (all of a row's samples)."""
 _TRUE_TEXT = "('true', 't', '1', 'yes', 'y')"
@@ -413,6 +413,7 @@ def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
         "accuracy": ("share", True),
         "known_cost": ("amount", True),
         "text": ("text", needs_text),
+        "score": ("number", True),
     }
     roles = [
         _Role(name, column, *kinds[name], where=f"{where}.columns.{name}")
@@ -1338,10 +1339,12 @@ def _samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:
     tokens = _tokens_expression(columns.tokens, columns.response, "c.tokens", "c.response")
     prompt = "c.prompt_tokens" if columns.prompt_tokens is not None else "null"
     cost = "c.cost" if columns.cost is not None else "null"
+    score = "c.score" if columns.score is not None else "null"
     query = f"""
         select i.instance_id, c.model, ({sample})::integer as sample_idx,
             ({answer})::integer as answer, {correct} as correct, ({tokens})::bigint as tokens,
-            ({prompt})::bigint as prompt_tokens, ({cost})::double as cost
+            ({prompt})::bigint as prompt_tokens, ({cost})::double as cost,
+            ({score})::double as score
         from checked c {_JOIN_IDS} {_SAMPLE_ORDER}"""
     return con.sql(query).to_arrow_table()
 

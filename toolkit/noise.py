@@ -62,7 +62,7 @@ def half_outcomes(study: Study, samples: pa.Table, prompt_tokens: pa.Table) -> p
     """(instance_id, action_id, acc_half_a, acc_half_b): each action's accuracy estimated on
     either half of the samples, null where a half holds fewer samples than the action's b;
     None when no model has two samples of an instance."""
-    from toolkit.outcomes import answer_profiles, estimate_outcomes
+    from toolkit.outcomes import answer_profiles, estimate_outcomes, score_levels
 
     if samples.num_rows == 0:
         return None
@@ -71,9 +71,13 @@ def half_outcomes(study: Study, samples: pa.Table, prompt_tokens: pa.Table) -> p
     if min(part.num_rows for part in parts) == 0:  # one sample per instance: no halves
         return None
     for half in parts:
-        profiles = ibis.duckdb.connect().to_pyarrow(answer_profiles(ibis.memtable(half)))
+        con = ibis.duckdb.connect()
+        profiles = con.to_pyarrow(answer_profiles(ibis.memtable(half)))
+        levels = None
+        if study.actions.aggregation == "best_of":
+            levels = con.to_pyarrow(score_levels(ibis.memtable(half)))
         with np.errstate(divide="ignore", invalid="ignore"):  # b > n: nulled below
-            outcomes = estimate_outcomes(study, profiles, prompt_tokens)
+            outcomes = estimate_outcomes(study, profiles, prompt_tokens, levels=levels)
         halves.append((outcomes, profiles))
     (a, profiles_a), (b, profiles_b) = halves
     if a.num_rows == 0 or a.num_rows != b.num_rows:

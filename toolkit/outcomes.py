@@ -19,6 +19,16 @@ under i.i.d. sampling from a known answer distribution (the simulation's true ac
 
 pass@b (any of b correct, an oracle verifier) uses the unbiased estimator
 ``1 - C(n - c, b) / C(n, b)`` (Chen et al., 2021), and ``1 - (1 - p)^b`` for the truth.
+
+Best-of-b by a score (a reward model's, a verifier's) keeps the answer of the highest-scored of
+b samples drawn without replacement, ties broken uniformly at random. It depends on the instance
+only through its score levels (``score_levels``): with the levels sorted ascending, ``m_s``
+samples at level s of which ``c_s`` are correct and ``L_s`` samples at or below it, the best of
+the b lies at level s with probability ``(C(L_s, b) - C(L_s - m_s, b)) / C(n, b)``, and is then
+a uniform draw among the level's samples (those of the subset at level s are a uniform subset
+of the level), so::
+
+    acc = sum_s (C(L_s, b) - C(L_s - m_s, b)) / C(n, b) * c_s / m_s
 """
 
 from __future__ import annotations
@@ -87,6 +97,42 @@ def answer_profiles(samples: ir.Table) -> ir.Table:
 # --------------------------------------------------------------------------------------------
 # Exact vote probabilities
 # --------------------------------------------------------------------------------------------
+def score_levels(samples: ir.Table) -> ir.Table:
+    """Per (instance_id, model, score): ``m`` samples at that score, ``c`` of them correct
+    (what best-of-b depends on)."""
+    return samples.group_by(["instance_id", "model", "score"]).agg(
+        m=ibis._.count(), c=ibis._.correct.cast("int64").sum()
+    )
+
+
+def _ratio_of_combinations(x: np.ndarray, n: np.ndarray, b: int) -> np.ndarray:
+    """C(x, b) / C(n, b) for 0 <= x <= n, as the product of (x - j) / (n - j) over j < b
+    (0 where x < b; NaN where n < b)."""
+    out = np.ones(len(x))
+    for j in range(b):
+        out *= np.maximum(x - j, 0) / (n - j)
+    return np.where(n < b, np.nan, out)
+
+
+def best_of_accuracy(levels: pa.Table, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(instance_ids, acc) of best-of-b for one model's ``score_levels`` rows (see the module
+    docstring): exact, in instance_id order; NaN where an instance has fewer than b
+    samples."""
+    levels = levels.sort_by([("instance_id", "ascending"), ("score", "ascending")])
+    ids = levels.column("instance_id").to_numpy()
+    m = levels.column("m").to_numpy().astype(np.float64)
+    c = levels.column("c").to_numpy().astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    total = np.add.reduceat(m, starts)
+    sizes = np.diff(np.r_[starts, len(ids)])
+    below = np.cumsum(m) - np.repeat(np.cumsum(m)[starts] - m[starts], sizes)  # L_s
+    n = np.repeat(total, sizes)
+    with np.errstate(invalid="ignore"):
+        at_level = _ratio_of_combinations(below, n, b) - _ratio_of_combinations(below - m, n, b)
+        acc = np.add.reduceat(at_level * c / m, starts)
+    return ids[starts], acc
+
+
 def _pad(groups: list[list[int]] | list[np.ndarray], dtype=np.float64) -> np.ndarray:
     width = max((len(g) for g in groups), default=0)
     out = np.zeros((len(groups), max(width, 1)), dtype=dtype)
@@ -300,11 +346,13 @@ def estimate_outcomes(
     profiles: pa.Table,
     prompt_tokens: pa.Table,
     truth: pa.Table | None = None,
+    levels: pa.Table | None = None,
 ) -> pa.Table:
     """The outcomes table (instance_id, action_id, acc, cost, known_cost, acc_true).
 
     profiles: ``answer_profiles`` executed; prompt_tokens: (instance_id, prompt_tokens);
-    truth: simulation's (instance_id, model, p_correct, p_wrong), or None for real data.
+    truth: simulation's (instance_id, model, p_correct, p_wrong), or None for real data;
+    levels: ``score_levels`` executed (needed for best-of-b).
     """
     actions = action_table(study)
     aggregation = study.actions.aggregation
@@ -333,6 +381,10 @@ def estimate_outcomes(
                 t.column("p_correct").to_numpy(),
                 p_wrong.flatten().to_numpy().reshape(len(t), -1),
             )
+        if aggregation == "best_of":
+            if levels is None:
+                raise ValueError("best-of-b needs the samples' score levels")
+            model_levels = levels.filter(pa.compute.equal(levels.column("model"), spec.name))
         part = _ModelOutcomes(instance_ids)
         static = pa.compute.equal(actions.column("menu"), "static")
         mine = pa.compute.and_(pa.compute.equal(actions.column("model"), spec.name), static)
@@ -347,6 +399,11 @@ def estimate_outcomes(
                     if model_truth is not None
                     else None
                 )
+            elif aggregation == "best_of":  # real logs only: no truth
+                level_ids, acc = best_of_accuracy(model_levels, b)
+                if not np.array_equal(level_ids, instance_ids):
+                    raise ValueError(f"score levels of model {spec.name!r} miss instances")
+                acc_true = None
             else:
                 acc = pass_at_b(n, n_correct, b)
                 acc_true = 1.0 - (1.0 - model_truth[0]) ** b if model_truth is not None else None

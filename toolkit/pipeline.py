@@ -32,7 +32,7 @@ from toolkit.evaluate import evaluate
 from toolkit.ingest import ImportedDataset
 from toolkit.learn import learn
 from toolkit.noise import half_outcomes
-from toolkit.outcomes import action_table, answer_profiles, estimate_outcomes
+from toolkit.outcomes import action_table, answer_profiles, estimate_outcomes, score_levels
 from toolkit.preflight import Checked, check
 from toolkit.probe import probe_outcomes
 from toolkit.report import write_report
@@ -180,7 +180,10 @@ def write_outcomes(
                 .select("instance_id", "model", "p_correct", "p_wrong")
             )
         actions = action_table(study)
-        outcomes = estimate_outcomes(study, profiles, prompts, truth)
+        levels = None
+        if study.actions.aggregation == "best_of":
+            levels = backend.to_pyarrow(score_levels(samples))
+        outcomes = estimate_outcomes(study, profiles, prompts, truth, levels)
         if not simulated:  # the oracle's noise, measured on disjoint halves (toolkit.noise)
             outcomes = _with_halves(outcomes, study, backend.to_pyarrow(samples), prompts)
         if logged:

@@ -12,5 +12,8 @@ create table if not exists samples (
     correct boolean not null,          -- whether the answer is right
     tokens bigint,                     -- output tokens of this sample, where known
     prompt_tokens bigint,              -- the prompt's tokens for this sample, where logged
-    cost double                        -- the sample's dollar cost, where logged
+    cost double,                       -- the sample's dollar cost, where logged
+    score double                       -- a reward model's or verifier's score of the
+                                       -- sample (columns.score; higher is better), where
+                                       -- logged: best-of-b keeps the highest-scored answer
 );
