@@ -88,6 +88,53 @@ def test_calibrated_price_meets_the_budget_exactly(seed, n, budget, coarse, per_
     assert spent == pytest.approx(min(max(target, low), high), rel=1e-9, abs=1e-9)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 80),
+    budget=st.floats(1.0, 16.0),
+    coarse=st.booleans(),
+    per_instance=st.booleans(),
+    min_price=st.sampled_from([None, 0.0]),
+)
+def test_the_exact_price_bracket_decides_as_a_bisection_does(
+    seed, n, budget, coarse, per_instance, min_price
+):
+    """calibrate_price finds its bracket from the switch prices (two checks instead of a
+    bisection's 60 evaluations): the budget met as exactly, and the same weights as the
+    bisection on the instances it was calibrated on and on others it is applied to (a
+    validation price on test), but for those tied at the price itself (their choice there
+    is down to the tie tolerance, in either method)."""
+    rng = np.random.default_rng(seed)
+    scores = rng.random((2 * n, 5))
+    if coarse:  # identical rows across both halves: ties at the price
+        scores = np.round(scores[rng.integers(0, min(3, 2 * n), 2 * n)], 1)
+    scores = np.maximum.accumulate(scores, axis=1)
+    cost = COST * rng.uniform(0.5, 2.0, (2 * n, 1)) if per_instance else COST
+    calibration_cost = cost[:n] if per_instance else cost
+    other_cost = cost[n:] if per_instance else cost
+    target = budget * (float(np.mean(cost[:, 0])) if per_instance else 1.0)
+    exact = calibrate_price(scores[:n], calibration_cost, target, min_price=min_price)
+    with pytest.MonkeyPatch.context() as patch:  # the bisection it falls back to
+        patch.setattr("toolkit.policies._switch_bracket", lambda *args: None)
+        bisected = calibrate_price(scores[:n], calibration_cost, target, min_price=min_price)
+    assert exact.calibration_cost == pytest.approx(bisected.calibration_cost, rel=1e-12)
+    assert exact.price == pytest.approx(bisected.price, rel=1e-8, abs=1e-8)
+    for rows, costs in ((slice(0, n), calibration_cost), (slice(n, 2 * n), other_cost)):
+        at = exact.price
+        near = 1e-8 * max(1.0, abs(at))
+        untied = price_choice(scores[rows], costs, at - near) == price_choice(
+            scores[rows], costs, at + near
+        )
+        if rows.start == 0 and not untied.all():
+            continue  # the calibration set itself tied at the price: the mixes may differ
+        np.testing.assert_allclose(
+            priced_weights(scores[rows], costs, exact)[untied],
+            priced_weights(scores[rows], costs, bisected)[untied],
+            atol=1e-9,
+        )
+
+
 def test_accuracy_prices_never_go_negative():
     scores = np.tile([0.5, 0.6, 0.6, 0.6, 0.6], (10, 1))
     cal = calibrate_price(scores, COST, 8.0, min_price=0.0)

@@ -8,7 +8,7 @@ budget nearest to it (in log scale):
 - ``learned_argmax``: ``argmax_a p(a | x)``, whatever it costs;
 - ``learned_calibrated``: ``argmax_a s(a | x) - mu * planned(a)`` with mu calibrated on the
   validation split (stored with the classifier, for every budget of the run's grid);
-- ``learned_batch``: the same score, mu bisected on the batch's own inputs (never its outcomes),
+- ``learned_batch``: the same score, mu set on the batch's own inputs (never its outcomes),
   so the batch meets B exactly in planned cost.
 
 The score is the expected accuracy ``s(a | x) = sum_k p(k | x) acc_k(a)``, where ``acc_k`` is the

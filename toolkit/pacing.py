@@ -55,11 +55,16 @@ import numpy as np
 import pyarrow as pa
 
 from toolkit.errors import StudyError
-from toolkit.policies import PriceCalibration, price_choice, priced_weights
+from toolkit.policies import (
+    _SAME_PRICE,
+    PriceCalibration,
+    _switches,
+    price_choice,
+    priced_weights,
+)
 
 _DRAW_STREAM = 20_261_203
 """SeedSequence key of the pacer's draws (with its ``seed``)."""
-_SAME_PRICE = 1e-9
 """Switch prices closer than this (relative) are one price: the same switch reached by two
 float paths, or actions tied in score and cost."""
 
@@ -165,9 +170,9 @@ class PriceWindow:
     choice ``argmax_a score(a) - mu * cost(a)`` switches to a cheaper action as ``mu`` rises
     (its upper concave hull in (cost, score)) and what each switch saves. The window's mean
     cost at any price is then a sum over the sorted switch prices, so the price that meets a
-    target is found exactly in one sort (``calibrate_price`` bisects the same step function,
-    some 60 evaluations over the window: 4.7 ms for 1,000 requests, against about 0.1 ms
-    here), and each request's switches are worked out once, when it arrives."""
+    target is found exactly in one sort, and each request's switches are worked out once,
+    when it arrives (``calibrate_price`` works them out for its whole batch on every call; a
+    bisection over the window took 4.7 ms for 1,000 requests, against about 0.1 ms here)."""
 
     def __init__(self, size: int, k: int, min_price: float | None) -> None:
         self.size, self.k, self.min_price = size, k, min_price
@@ -230,40 +235,6 @@ class PriceWindow:
             target,
             mix * cost_low + (1 - mix) * cost_high,
         )
-
-
-def _switches(
-    scores: np.ndarray, cost: np.ndarray, start: np.ndarray, low: float, slots: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(price, cost saved) of each switch of each request's choice as the price rises from
-    ``low``, from action ``start``: to the cheaper action it first ties with (the cheapest
-    among those tying at once, as ``price_choice`` breaks ties); ``inf`` and 0 pad the rows.
-    A step of every request at once; at most K - 1 steps."""
-    n, k = scores.shape
-    rows = np.arange(n)
-    prices, saves = np.full((n, slots), np.inf), np.zeros((n, slots))
-    here, filled = start.astype(np.int64), np.zeros(n, dtype=np.int64)
-    for _ in range(k - 1):
-        cost_here, score_here = cost[rows, here], scores[rows, here]
-        cheaper = cost < cost_here[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            at = np.where(
-                cheaper, (score_here[:, None] - scores) / (cost_here[:, None] - cost), np.inf
-            )
-        first = at.min(axis=1)
-        moving = np.isfinite(first)
-        if not moving.any():
-            break
-        near = _SAME_PRICE * np.maximum(1.0, np.abs(np.where(moving, first, 0.0)))
-        tied = cheaper & (at <= (first + near)[:, None])
-        nxt = np.where(tied, cost, np.inf).argmin(axis=1)
-        keep = moving & (first > low)
-        slot = filled[keep]
-        prices[rows[keep], slot] = first[keep]
-        saves[rows[keep], slot] = cost_here[keep] - cost[rows[keep], nxt[keep]]
-        filled[keep] += 1
-        here = np.where(moving, nxt, here)
-    return prices, saves
 
 
 __all__ = ["BudgetPacer", "PacerStats", "PriceWindow"]

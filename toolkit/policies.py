@@ -13,11 +13,14 @@ sees outcomes, as the upper bound.
 
 **Meeting the budget.** A policy priced on the batch it serves meets ``B`` exactly in planned
 cost: a *price* mu turns scores into a choice, ``argmax_a score_i(a) - mu * planned_i(a)`` (ties:
-the cheaper action); mean planned cost falls as mu rises, so mu is bisected until it brackets B,
-and the instances that switch inside the bracket are mixed between their two choices in the
-proportion that meets B (``calibrate_price``). The realised cost then differs from B only by how
-far the outputs' cost differs from its prediction. Calibrated on one set of instances, the same
-price applied to another set meets B only up to sampling noise (``priced_weights``).
+the cheaper action); mean planned cost falls as mu rises, in steps at the prices where an
+instance's choice switches to a cheaper action (its upper concave hull in (cost, score)), so the
+step that crosses B is found exactly from the sorted switch prices (a bisection where switches
+lie too close together), and the instances that switch there are mixed between their two
+choices in the proportion that meets B (``calibrate_price``). The realised cost then differs
+from B only by how far the outputs' cost differs from its prediction. Calibrated on one set of
+instances, the same price applied to another set meets B only up to sampling noise
+(``priced_weights``).
 
 Baselines (``BASELINES``), each ``fit`` on a ``TrainingSet`` and priced on the batch:
 
@@ -47,6 +50,8 @@ import numpy as np
 import pandas as pd
 
 _BISECTIONS = 200
+_SAME_PRICE = 1e-9
+"""Switch prices closer than this (relative) are one price."""
 _PROBABILITY_FLOOR = 1e-9
 """log(max(p, floor)): a class the classifier never predicts stays choosable at a finite score."""
 
@@ -168,17 +173,99 @@ def calibrate_price(
         return PriceCalibration(low, low, 0.0, budget, cost_low)
     if cost_high >= budget:
         return PriceCalibration(high, high, 0.0, budget, cost_high)
-    for _ in range(_BISECTIONS):
-        middle = 0.5 * (low + high)
-        if middle in (low, high):
-            break
-        cost_middle = _mean_cost(cost, price_choice(scores, cost, middle))
-        if cost_middle > budget:
-            low, cost_low = middle, cost_middle
-        else:
-            high, cost_high = middle, cost_middle
+    exact = _switch_bracket(scores, cost, budget, low)
+    if exact is not None:
+        low, cost_low, high, cost_high = exact
+    else:  # switch prices too close to tell apart: bisect the step function
+        for _ in range(_BISECTIONS):
+            middle = 0.5 * (low + high)
+            if middle in (low, high):
+                break
+            cost_middle = _mean_cost(cost, price_choice(scores, cost, middle))
+            if cost_middle > budget:
+                low, cost_low = middle, cost_middle
+            else:
+                high, cost_high = middle, cost_middle
     mix = 0.0 if cost_low == cost_high else (budget - cost_high) / (cost_low - cost_high)
     return PriceCalibration(low, high, mix, budget, mix * cost_low + (1 - mix) * cost_high)
+
+
+def _switch_bracket(
+    scores: np.ndarray, cost: np.ndarray, budget: float, low: float
+) -> tuple[float, float, float, float] | None:
+    """(price_low, its mean cost, price_high, its mean cost) around the one price where the
+    mean cost of the choices steps across ``budget``, found exactly: each instance's choice
+    switches to cheaper actions at the prices of its upper concave hull in (cost, score)
+    (``_switches``), so the mean cost is a step function of the price with known steps; the
+    bracket is the crossing step's price plus and minus 2e-9 of it, checked with two
+    ``price_choice`` evaluations (about 60 for a bisection). None where steps lie too close
+    together to bracket one alone, or the check fails."""
+    n, k = scores.shape
+    cost_nk = np.broadcast_to(np.asarray(cost, dtype=np.float64), scores.shape)
+    start = price_choice(scores, cost_nk, low)
+    prices, saves = _switches(scores, cost_nk, start, low, max(k - 1, 1))
+    prices, saves = prices.ravel(), saves.ravel()
+    order = np.argsort(prices, kind="stable")
+    prices, saves = prices[order], saves[order]
+    finite = np.isfinite(prices)
+    prices, saves = prices[finite], saves[finite]
+    mean = (cost_nk[np.arange(n), start].sum() - np.cumsum(saves)) / n  # after each switch
+    crossing = np.flatnonzero(mean <= budget)
+    if len(prices) == 0 or len(crossing) == 0:
+        return None
+    at = prices[crossing[0]]
+    below = prices[prices < at - _SAME_PRICE * max(1.0, abs(at))]
+    above = prices[prices > at + _SAME_PRICE * max(1.0, abs(at))]
+    gap = min(
+        at - below[-1] if len(below) else np.inf,
+        above[0] - at if len(above) else np.inf,
+        at - low,
+    )
+    # as tight as a bisection's bracket, for the instances it is applied to later (a
+    # validation price on test), yet wide enough for price_choice's tie tolerance
+    delta = 2 * _SAME_PRICE * max(1.0, abs(at))
+    if not gap > 2 * delta:
+        return None
+    price_low, price_high = at - delta, at + delta
+    cost_low = _mean_cost(cost, price_choice(scores, cost, price_low))
+    cost_high = _mean_cost(cost, price_choice(scores, cost, price_high))
+    if not cost_high <= budget < cost_low:
+        return None
+    return float(price_low), cost_low, float(price_high), cost_high
+
+
+def _switches(
+    scores: np.ndarray, cost: np.ndarray, start: np.ndarray, low: float, slots: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(price, cost saved) of each switch of each request's choice as the price rises from
+    ``low``, from action ``start``: to the cheaper action it first ties with (the cheapest
+    among those tying at once, as ``price_choice`` breaks ties); ``inf`` and 0 pad the rows.
+    A step of every request at once; at most K - 1 steps."""
+    n, k = scores.shape
+    rows = np.arange(n)
+    prices, saves = np.full((n, slots), np.inf), np.zeros((n, slots))
+    here, filled = start.astype(np.int64), np.zeros(n, dtype=np.int64)
+    for _ in range(k - 1):
+        cost_here, score_here = cost[rows, here], scores[rows, here]
+        cheaper = cost < cost_here[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at = np.where(
+                cheaper, (score_here[:, None] - scores) / (cost_here[:, None] - cost), np.inf
+            )
+        first = at.min(axis=1)
+        moving = np.isfinite(first)
+        if not moving.any():
+            break
+        near = _SAME_PRICE * np.maximum(1.0, np.abs(np.where(moving, first, 0.0)))
+        tied = cheaper & (at <= (first + near)[:, None])
+        nxt = np.where(tied, cost, np.inf).argmin(axis=1)
+        keep = moving & (first > low)
+        slot = filled[keep]
+        prices[rows[keep], slot] = first[keep]
+        saves[rows[keep], slot] = cost_here[keep] - cost[rows[keep], nxt[keep]]
+        filled[keep] += 1
+        here = np.where(moving, nxt, here)
+    return prices, saves
 
 
 def priced_weights(scores: np.ndarray, cost: np.ndarray, calibration: PriceCalibration):
