@@ -62,22 +62,32 @@ def training(n: int = 400, seed: int = 0) -> TrainingSet:
     )
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    seed=st.integers(0, 10_000),
-    n=st.integers(1, 60),
-    budget=st.floats(1.0, 16.0),
-    coarse=st.booleans(),
-    per_instance=st.booleans(),
-)
-def test_calibrated_price_meets_the_budget_exactly(seed, n, budget, coarse, per_instance):
+PRICING_CASES = {
+    "seed": st.integers(0, 10_000),
+    "n": st.integers(1, 60),
+    "budget": st.floats(1.0, 16.0),
+    "coarse": st.booleans(),
+    "per_instance": st.booleans(),
+}
+
+
+def pricing_case(seed, n, budget, coarse, per_instance) -> tuple[np.ndarray, np.ndarray, float]:
+    """(scores, cost, target): n rising accuracy curves over COST (coarse: many identical
+    rows, ties at the price, as CatBoost leaves give), costs per instance or per action."""
     rng = np.random.default_rng(seed)
     scores = rng.random((n, 5))
-    if coarse:  # many identical rows: ties at the price, as CatBoost leaves give
+    if coarse:
         scores = np.round(scores[rng.integers(0, min(3, n), n)], 1)
     scores = np.maximum.accumulate(scores, axis=1)  # accuracy curves rise with b
     cost = COST * rng.uniform(0.5, 2.0, (n, 1)) if per_instance else COST
     target = budget * (float(np.mean(cost[:, 0])) if per_instance else 1.0)
+    return scores, cost, target
+
+
+@settings(max_examples=40, deadline=None)
+@given(**PRICING_CASES)
+def test_calibrated_price_meets_the_budget_exactly(seed, n, budget, coarse, per_instance):
+    scores, cost, target = pricing_case(seed, n, budget, coarse, per_instance)
     cal = calibrate_price(scores, cost, target, min_price=None)
     weights = priced_weights(scores, cost, cal)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0)
@@ -89,14 +99,7 @@ def test_calibrated_price_meets_the_budget_exactly(seed, n, budget, coarse, per_
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    seed=st.integers(0, 10_000),
-    n=st.integers(1, 80),
-    budget=st.floats(1.0, 16.0),
-    coarse=st.booleans(),
-    per_instance=st.booleans(),
-    min_price=st.sampled_from([None, 0.0]),
-)
+@given(**PRICING_CASES, min_price=st.sampled_from([None, 0.0]))
 def test_the_exact_price_bracket_decides_as_a_bisection_does(
     seed, n, budget, coarse, per_instance, min_price
 ):
@@ -105,15 +108,9 @@ def test_the_exact_price_bracket_decides_as_a_bisection_does(
     bisection on the instances it was calibrated on and on others it is applied to (a
     validation price on test), but for those tied at the price itself (their choice there
     is down to the tie tolerance, in either method)."""
-    rng = np.random.default_rng(seed)
-    scores = rng.random((2 * n, 5))
-    if coarse:  # identical rows across both halves: ties at the price
-        scores = np.round(scores[rng.integers(0, min(3, 2 * n), 2 * n)], 1)
-    scores = np.maximum.accumulate(scores, axis=1)
-    cost = COST * rng.uniform(0.5, 2.0, (2 * n, 1)) if per_instance else COST
+    scores, cost, target = pricing_case(seed, 2 * n, budget, coarse, per_instance)
     calibration_cost = cost[:n] if per_instance else cost
     other_cost = cost[n:] if per_instance else cost
-    target = budget * (float(np.mean(cost[:, 0])) if per_instance else 1.0)
     exact = calibrate_price(scores[:n], calibration_cost, target, min_price=min_price)
     with pytest.MonkeyPatch.context() as patch:  # the bisection it falls back to
         patch.setattr("toolkit.policies._switch_bracket", lambda *args: None)
