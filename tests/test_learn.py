@@ -356,3 +356,35 @@ def test_catboost_sees_at_most_max_train_rows_a_seeded_sample_stated_in_the_repo
     page = result.report.read_text()
     assert "CatBoost fitted on 400 of 900 training instances" in page
     assert "max_train_rows = 400" in page
+
+
+def test_long_stages_report_their_steps(tmp_path):
+    """learn tells its progress after each CatBoost fit, evaluate after each policy's curve
+    and each policy at each budget: (done, in all), counting up to the total."""
+    import contextlib
+
+    from toolkit.pipeline import run_study
+
+    seen: dict[str, list[tuple[int, int]]] = {}
+
+    @contextlib.contextmanager
+    def recording(stage: str):
+        seen[stage] = []
+        yield lambda done, total: seen[stage].append((done, total))
+
+    study = make_study(
+        study={"name": "steps", "seed": 2},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 300}],
+        estimation={"samples_per_instance": 16},
+        learn={"iterations": 5, "seeds": [0, 1]},
+    )
+    run_study(study, tmp_path, stages=STAGES_TO_EVALUATE, progress=recording)
+    fits = len(study.budgets.values) * 2  # one fold, one menu, two seeds
+    assert seen["learn"] == [(i, fits) for i in range(1, fits + 1)]
+    done, total = zip(*seen["evaluate"], strict=True)
+    assert list(done) == list(range(1, total[0] + 1)) and set(total) == {total[0]}
+    assert total[0] % (1 + len(study.budgets.values)) == 0  # per policy: a curve, each budget
+    assert seen["simulate"] == [] and seen["solve"] == []
+
+
+STAGES_TO_EVALUATE = ("simulate", "outcomes", "solve", "learn", "evaluate")

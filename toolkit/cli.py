@@ -86,27 +86,41 @@ def _load(path: Path | None, engine: str | None = None) -> Study:
 
 
 @contextlib.contextmanager
-def _bar(what: str, total: int) -> Iterator:
-    """A progress bar on stderr over ``total`` items (erased when done); yields the callback
-    ``(done, total)`` that moves it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+def _bar(what: str, total: int | None) -> Iterator:
+    """A progress bar on stderr (erased when done): a spinner until the callback it yields,
+    ``(done, total)``, gives a total, then a bar with the count and the time left."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Count(BarColumn):
+        """done/total, once there is a total (nothing before)."""
+
+        def render(self, task) -> Text:
+            return Text("" if task.total is None else f"{task.completed:,.0f}/{task.total:,.0f}")
 
     with Progress(
-        f"{what}",
+        SpinnerColumn(),
+        f"[bold]{what}[/bold]",
         BarColumn(),
-        MofNCompleteColumn(),
+        Count(),
         TimeRemainingColumn(),
         console=console,
         transient=True,
     ) as bar:
         task = bar.add_task(what, total=total)
-        yield lambda done, _total: bar.update(task, completed=done)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @contextlib.contextmanager
-def _progress(stage: str) -> Iterator[None]:
-    with console.status(f"[bold]{stage}[/bold] ..."):
-        yield
+def _progress(stage: str) -> Iterator:
+    """A stage of a run: on a terminal, a spinner, and a bar once the stage counts its steps
+    (learn's CatBoost fits, evaluate's policies); a line when it is done, on a terminal or
+    not."""
+    if console.is_terminal:
+        with _bar(stage, None) as step:
+            yield step
+    else:
+        yield None
     _say(f"  {stage} done")
 
 

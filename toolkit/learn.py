@@ -35,6 +35,7 @@ features, not in the classifier or its decoder.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import ibis
@@ -326,13 +327,22 @@ class _RunData:
     """Per menu (``actions.menu``), its actions' column positions."""
     probe_features: FeatureTable | None = None
     """The features with the probe's (policies of the probe menu see them)."""
+    step: Callable[[int, int], None] | None = None
+    """Told (fits done, fits in all) after each CatBoost fit."""
+    fits: list[int] = field(default_factory=lambda: [0, 0])
+    """[done, in all]."""
 
 
 def learn(
-    backend: ibis.BaseBackend, study: Study, run_id: int, *, decoder: str = DEFAULT_DECODER
+    backend: ibis.BaseBackend,
+    study: Study,
+    run_id: int,
+    *,
+    decoder: str = DEFAULT_DECODER,
+    step: Callable[[int, int], None] | None = None,
 ) -> LearnSummary:
     """Features, folds, oracle labels and every fitted policy of one run, written to its tables
-    (see the module docstring)."""
+    (see the module docstring); ``step`` is told (fits done, fits in all) after each fit."""
     if decoder not in DECODERS:
         raise StudyError(f"unknown decoder {decoder!r}; known: {', '.join(DECODERS)}")
     summary = LearnSummary()
@@ -361,8 +371,11 @@ def learn(
         tuple(actions.column("model").to_pylist()),
         action_menus(actions),
         read_features(backend, run_id, study, probe=True) if study.probe_model else None,
+        step,
     )
-    for fold in folds_of(split_table):
+    folds = folds_of(split_table)
+    data.fits[1] = len(folds) * len(data.menus) * len(study.budgets.values) * len(study.learn.seeds)
+    for fold in folds:
         for name, ids in (("train", fold.train), ("validation", fold.validation)):
             if len(ids) == 0:
                 raise StudyError(
@@ -498,6 +511,9 @@ def _fit_classifiers(
                 )
             summary.policies.append(policy)
             summary.fit_seconds.append(policy.fit_seconds)
+            data.fits[0] += 1
+            if data.step is not None:
+                data.step(*data.fits)
             model_rows.append(_model_row(policy, len(fit_ids)))
             for name, value in zip(policy.feature_names, policy.importances(), strict=True):
                 importance_rows.append(

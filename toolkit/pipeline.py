@@ -42,12 +42,20 @@ from toolkit.solve import solve_budgets, write_allocations
 if TYPE_CHECKING:
     from toolkit.results import RunResults
 
-Progress = Callable[[str], contextlib.AbstractContextManager]
+Step = Callable[[int, int], None]
+"""Told (steps done, steps in all) inside a long stage: each CatBoost fit of learn, each
+policy and budget of evaluate."""
+Progress = Callable[[str], contextlib.AbstractContextManager[Step]]
+"""``progress(stage)``: a context around the stage, giving the ``Step`` callback inside it."""
+
+
+def _no_step(done: int, total: int) -> None:
+    return None
 
 
 @contextlib.contextmanager
-def _quiet(_: str) -> Iterator[None]:
-    yield
+def _quiet(_: str) -> Iterator[Step]:
+    yield _no_step
 
 
 @dataclass
@@ -74,10 +82,10 @@ class RunResult:
 
 
 @contextlib.contextmanager
-def _timed(result: RunResult, stage: str, progress: Progress) -> Iterator[None]:
+def _timed(result: RunResult, stage: str, progress: Progress) -> Iterator[Step]:
     start = time.perf_counter()
-    with progress(stage):
-        yield
+    with progress(stage) as step:
+        yield step or _no_step
     raise_if_interrupted()  # stop at the stage's end if a Ctrl-C's raise was dropped
     result.stage_seconds[stage] = time.perf_counter() - start
 
@@ -302,16 +310,16 @@ def learn_into(
     backend: db.Engine, study: Study, run_id: int, result: RunResult, progress: Progress
 ) -> None:
     """Features, splits, oracle labels and the CatBoost policies (``toolkit.learn``)."""
-    with _timed(result, "learn", progress):
-        result.rows.update(learn(backend, study, run_id).rows)
+    with _timed(result, "learn", progress) as step:
+        result.rows.update(learn(backend, study, run_id, step=step).rows)
 
 
 def evaluate_into(
     backend: db.Engine, study: Study, run_id: int, result: RunResult, progress: Progress
 ) -> None:
     """Every policy on the test split at every budget (``toolkit.evaluate``)."""
-    with _timed(result, "evaluate", progress):
-        result.rows.update(evaluate(backend, study, run_id).rows)
+    with _timed(result, "evaluate", progress) as step:
+        result.rows.update(evaluate(backend, study, run_id, step=step).rows)
 
 
 def _run_stages(
