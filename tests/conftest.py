@@ -15,6 +15,13 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """A test on Spark is slow too (a JVM starts): ``-m "not slow"`` leaves it out."""
+    for item in items:
+        if item.get_closest_marker("spark") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 def default_study_dict() -> dict:
     return tomllib.loads(default_study_path().read_text())
 

@@ -341,6 +341,7 @@ def _immutable(path: Path) -> None:
 
 
 @pytest.mark.parametrize("what", ["folder", "report"])
+@pytest.mark.slow
 def test_an_output_that_cannot_be_written_is_refused_before_the_run(what, tmp_path):
     """An immutable output folder (or report) is named before a stage runs: earlier, the run
     committed and then the report raised PermissionError, or the commit failed."""
@@ -363,6 +364,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_run(what, tmp_pa
     assert table_snapshot(database) == before
 
 
+@pytest.mark.slow
 def test_a_report_that_cannot_be_written_leaves_no_partial_file(tmp_path):
     from toolkit.report import write_report
 
@@ -387,6 +389,7 @@ def test_a_report_that_cannot_be_written_leaves_no_partial_file(tmp_path):
          "10,000,000,000,000 samples: an estimated peak of"),
     ],
 )  # fmt: skip
+@pytest.mark.slow
 def test_a_study_that_cannot_run_is_refused_by_validate_and_run_alike(
     instances, samples, expected, tmp_path
 ):

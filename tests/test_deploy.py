@@ -170,6 +170,7 @@ def test_a_bad_request_is_named_by_row_and_column(deployed, tmp_path):
         read_requests(policy.study, bad, {**NEW, "answer": "a"})
 
 
+@pytest.mark.slow
 def test_stl_allocate_writes_the_decisions_and_a_summary(deployed, tmp_path):
     database, folder = deployed
     out = tmp_path / "decisions.parquet"

@@ -162,6 +162,7 @@ def listing(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(("section", "key", "value"), FIXED_CASES)
+@pytest.mark.slow
 def test_the_cli_exits_2_on_a_fuzzed_file_and_writes_nothing(
     section, key, value, finished, tmp_path
 ):
@@ -203,6 +204,7 @@ CELLS = st.one_of(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(row=st.integers(0, 3), column=st.integers(0, 2), cell=CELLS, truncate=st.integers(0, 40))
+@pytest.mark.slow
 def test_a_fuzzed_log_is_read_or_refused_naming_the_file(
     row, column, cell, truncate, tmp_path_factory
 ):

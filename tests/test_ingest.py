@@ -118,6 +118,7 @@ def test_best_of_b_by_the_logged_reward_model_gives_the_known_facts(shared_data,
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_run_study_on_the_real_studies_gives_the_known_outcomes(shared_data, tmp_path):
     math = run_study(load_study(MATH500), tmp_path / "math", stages=("ingest", "outcomes"))
     gsm8k = run_study(load_study(GSM8K), tmp_path / "gsm8k", stages=("ingest", "outcomes"))
@@ -712,6 +713,7 @@ values = [1.5]
         (GOOD_COUNTS, 8, "estimation.samples_per_instance = 8, but"),
     ],
 )
+@pytest.mark.slow
 def test_validate_reads_the_data_as_run_does(counts, declared, expected, tmp_path):
     """`stl validate` and `stl run` never disagree: both read the data before writing."""
     study_file = tmp_path / "study.toml"

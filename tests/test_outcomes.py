@@ -59,14 +59,17 @@ def best_of_by_enumeration(scores: list[float], correct: list[bool], b: int) -> 
 )
 def test_best_of_b_matches_enumeration(samples, data):
     """Exact best-of-b from the score levels (few distinct scores, so ties are common) against
-    every b-subset, to 1e-12, through the Ibis reduction as the pipeline runs it."""
+    every b-subset, to 1e-12 (the levels counted here; the next test takes them from the
+    pipeline's Ibis reduction)."""
     b = data.draw(st.integers(1, len(samples)))
-    rows = [
-        {"instance_id": 7, "model": "m", "score": score, "correct": right}
-        for score, right in samples
-    ]
-    levels = ibis.duckdb.connect().to_pyarrow(
-        score_levels(ibis.memtable(pa.Table.from_pylist(rows)))
+    m, c = Counter(s for s, _ in samples), Counter(s for s, right in samples if right)
+    levels = pa.table(
+        {
+            "instance_id": [7] * len(m),
+            "score": list(m),
+            "m": [m[s] for s in m],
+            "c": [c[s] for s in m],
+        }
     )
     ids, acc = best_of_accuracy(levels, b)
     assert ids.tolist() == [7]

@@ -385,6 +385,7 @@ def test_a_run_without_evaluations_renders_what_it_has(tmp_path):
     assert page.charts == ["level-accuracy-0", "estimation"]
 
 
+@pytest.mark.slow
 def test_report_command_writes_next_to_the_database(study_db, tmp_path):
     database = tmp_path / "study.duckdb"
     shutil.copy(study_db, database)
@@ -398,6 +399,7 @@ def test_report_command_writes_next_to_the_database(study_db, tmp_path):
     assert outline(written.read_text()).sections == list(SECTIONS)
 
 
+@pytest.mark.slow
 def test_compare_two_studies_side_by_side(study_db, tmp_path):
     from conftest import make_study
 
@@ -442,6 +444,7 @@ def test_compare_two_studies_side_by_side(study_db, tmp_path):
 # In a real browser
 # --------------------------------------------------------------------------------------------
 @pytest.mark.browser
+@pytest.mark.slow
 def test_report_opens_offline_in_headless_chromium(context, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")

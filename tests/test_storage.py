@@ -25,6 +25,7 @@ def schema_of(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]
     return out
 
 
+@pytest.mark.slow
 def test_cli_run_writes_a_database_matching_sql_schema(small_study, tmp_path):
     study_file = tmp_path / "small.toml"
     # the CLI reads TOML; write the small study back out as TOML via a tiny serializer
@@ -143,6 +144,7 @@ def _digest_all(path):
         return out
 
 
+@pytest.mark.slow
 def test_the_whole_pipeline_is_deterministic(small_study, tmp_path):
     study = small_study.model_copy(
         update={"learn": small_study.learn.model_copy(update={"iterations": 30, "seeds": [0]})}
