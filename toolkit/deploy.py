@@ -30,7 +30,6 @@ import dataclasses
 import json
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +50,7 @@ from toolkit.learn import feature_spec, read_planners, read_policies
 from toolkit.learned import LearnedDeployment, LearnedPolicy, load_model
 from toolkit.outcomes import Usage, action_cost
 from toolkit.policies import Inputs
+from toolkit.progress import Step
 
 DEPLOYMENT = "learned_batch"
 ARTIFACT_FORMAT = "stl-policy/1"
@@ -61,9 +61,6 @@ CHUNK = 50_000
 """Requests whose features and scores are computed at once (the price is set on all of them)."""
 FIT_STAGES = ("simulate", "outcomes", "solve", "learn")
 """The pipeline stages ``fit`` runs ("simulate" is the data stage, whatever the source)."""
-
-Progress = Callable[[int, int], None]
-"""Called with (requests done, requests in all) as a large batch is decided."""
 
 
 @dataclass(frozen=True)
@@ -415,7 +412,7 @@ class BudgetPolicy:
             con.unregister("_requests")
 
     def weights(
-        self, requests: pa.Table, budget: float, progress: Progress | None = None
+        self, requests: pa.Table, budget: float, progress: Step | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(weights, planned cost), both (n, K): the priced allocation of the requests at
         ``budget`` (each row sums to 1; two nonzero entries where a request is mixed), as
@@ -458,7 +455,7 @@ class BudgetPolicy:
         seed: int = 0,
         *,
         columns: dict[str, str] | None = None,
-        progress: Progress | None = None,
+        progress: Step | None = None,
     ) -> pa.Table:
         """One decision per request (in their order): the action drawn from the priced
         allocation's weights with ``seed``, its model, b and planned cost, the weight it had,

@@ -54,7 +54,7 @@ accuracy) over the grid, ``policy_summaries`` its AIQ and cost to reach the best
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import ibis
@@ -89,6 +89,7 @@ from toolkit.metrics import (
 )
 from toolkit.noise import OracleNoise, oracle_noise
 from toolkit.policies import Decision, Inputs, Policy
+from toolkit.progress import Step, Steps
 from toolkit.splits import Fold, folds_of
 
 BASELINE_ORDER = (
@@ -584,7 +585,7 @@ def evaluate(
     run_id: int,
     *,
     resamples: int = RESAMPLES,
-    step: Callable[[int, int], None] | None = None,
+    step: Step | None = None,
 ) -> EvaluationSummary:
     """Evaluate every policy the study compares on the run's test instances at every budget and
     write the tables (see the module docstring); ``step`` is told (steps done, in all) after
@@ -613,12 +614,12 @@ def evaluate(
     oracle_at = oracles["oracle"][1]
     solve.write_allocations(backend, run_id, [oracle_at[b] for b in budgets], scope="test")
     curves = {(r.name, r.seed): Curve() for r in runs}
-    steps = [0, len(runs) * (1 + len(budgets))]
+    steps = Steps(step, len(runs) * (1 + len(budgets)))
     for run in runs:
         for budget in grid:
             weights, _ = run.allocate(test, budget)
             curves[(run.name, run.seed)].add(test, budget, weights)
-        _stepped(step, steps)
+        steps.advance()
     summary.seconds["curves"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -653,7 +654,7 @@ def evaluate(
                     decision.description,
                     mix,
                 )
-            _stepped(step, steps)
+            steps.advance()
     summary.seconds["policies_and_metrics"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -672,12 +673,6 @@ def evaluate(
     summary.summaries = writer.summary_rows
     summary.seconds["write"] = time.perf_counter() - start
     return summary
-
-
-def _stepped(step: Callable[[int, int], None] | None, steps: list[int]) -> None:
-    steps[0] += 1
-    if step is not None:
-        step(*steps)
 
 
 def _action_names(backend, run_id: int) -> tuple[str, ...]:

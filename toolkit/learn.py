@@ -35,7 +35,6 @@ features, not in the classifier or its decoder.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import ibis
@@ -69,6 +68,7 @@ from toolkit.policies import (
     TrainingSet,
     Uniform,
 )
+from toolkit.progress import Step, Steps
 from toolkit.splits import Fold, assign_splits, folds_of
 
 _TRAIN_SAMPLE_STREAM = 1_000_002
@@ -327,10 +327,8 @@ class _RunData:
     """Per menu (``actions.menu``), its actions' column positions."""
     probe_features: FeatureTable | None = None
     """The features with the probe's (policies of the probe menu see them)."""
-    step: Callable[[int, int], None] | None = None
-    """Told (fits done, fits in all) after each CatBoost fit."""
-    fits: list[int] = field(default_factory=lambda: [0, 0])
-    """[done, in all]."""
+    fits: Steps = field(default_factory=lambda: Steps(None))
+    """Told after each CatBoost fit."""
 
 
 def learn(
@@ -339,7 +337,7 @@ def learn(
     run_id: int,
     *,
     decoder: str = DEFAULT_DECODER,
-    step: Callable[[int, int], None] | None = None,
+    step: Step | None = None,
 ) -> LearnSummary:
     """Features, folds, oracle labels and every fitted policy of one run, written to its tables
     (see the module docstring); ``step`` is told (fits done, fits in all) after each fit."""
@@ -371,10 +369,10 @@ def learn(
         tuple(actions.column("model").to_pylist()),
         action_menus(actions),
         read_features(backend, run_id, study, probe=True) if study.probe_model else None,
-        step,
     )
     folds = folds_of(split_table)
-    data.fits[1] = len(folds) * len(data.menus) * len(study.budgets.values) * len(study.learn.seeds)
+    fits = len(folds) * len(data.menus) * len(study.budgets.values) * len(study.learn.seeds)
+    data.fits.step, data.fits.total = step, fits
     for fold in folds:
         for name, ids in (("train", fold.train), ("validation", fold.validation)):
             if len(ids) == 0:
@@ -511,9 +509,7 @@ def _fit_classifiers(
                 )
             summary.policies.append(policy)
             summary.fit_seconds.append(policy.fit_seconds)
-            data.fits[0] += 1
-            if data.step is not None:
-                data.step(*data.fits)
+            data.fits.advance()
             model_rows.append(_model_row(policy, len(fit_ids)))
             for name, value in zip(policy.feature_names, policy.importances(), strict=True):
                 importance_rows.append(

@@ -56,17 +56,16 @@ import pyarrow as pa
 
 from toolkit.errors import StudyError
 from toolkit.policies import (
-    _SAME_PRICE,
+    SAME_PRICE,
     PriceCalibration,
-    _switches,
+    mean_cost_by_price,
     price_choice,
     priced_weights,
+    switch_prices,
 )
 
 _DRAW_STREAM = 20_261_203
 """SeedSequence key of the pacer's draws (with its ``seed``)."""
-"""Switch prices closer than this (relative) are one price: the same switch reached by two
-float paths, or actions tied in score and cost."""
 
 
 @dataclass
@@ -194,7 +193,7 @@ class PriceWindow:
         else:
             starts = price_choice(scores, cost, self.min_price)
         low = -np.inf if self.min_price is None else self.min_price
-        prices, saves = _switches(scores, cost, starts, low, self._prices.shape[1])
+        prices, saves = switch_prices(scores, cost, starts, low, self._prices.shape[1])
         at = (self._next + np.arange(len(scores))) % self.size
         self._prices[at], self._saves[at] = prices, saves
         self._start[at] = cost[np.arange(len(scores)), starts]
@@ -205,12 +204,9 @@ class PriceWindow:
         """The price bracket and mix at which the window's mean cost is ``target`` (the
         calibration ``priced_weights`` applies; as ``calibrate_price`` would give)."""
         n = self._filled
-        prices = self._prices[:n].ravel()
-        order = np.argsort(prices, kind="stable")
-        prices, saves = prices[order], self._saves[:n].ravel()[order]
-        finite = np.isfinite(prices)
-        prices, saves = prices[finite], saves[finite]
-        mean = (self._start[:n].sum() - np.concatenate([[0.0], np.cumsum(saves)])) / n
+        prices, mean = mean_cost_by_price(
+            self._prices[:n], self._saves[:n], self._start[:n].sum(), n
+        )
         low = self.min_price if self.min_price is not None else None
         if mean[0] <= target or len(prices) == 0:
             price = low if low is not None else (prices[0] - 1.0 if len(prices) else 0.0)
@@ -221,7 +217,7 @@ class PriceWindow:
         # the first switch price where the mean cost reaches the target, and its neighbours
         crossing = int(np.argmax(mean[1:] <= target))
         at = prices[crossing]
-        near = _SAME_PRICE * max(1.0, abs(at))  # switch prices this close are one price
+        near = SAME_PRICE * max(1.0, abs(at))  # switch prices this close are one price
         before = int(np.searchsorted(prices, at - near, side="left"))  # switches below it
         after = int(np.searchsorted(prices, at + near, side="right"))  # through it
         cost_low, cost_high = float(mean[before]), float(mean[after])

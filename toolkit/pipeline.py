@@ -35,6 +35,7 @@ from toolkit.noise import half_outcomes
 from toolkit.outcomes import action_table, answer_profiles, estimate_outcomes, score_levels
 from toolkit.preflight import Checked, check
 from toolkit.probe import probe_outcomes
+from toolkit.progress import Step
 from toolkit.report import write_report
 from toolkit.simulate import simulate
 from toolkit.solve import solve_budgets, write_allocations
@@ -42,9 +43,6 @@ from toolkit.solve import solve_budgets, write_allocations
 if TYPE_CHECKING:
     from toolkit.results import RunResults
 
-Step = Callable[[int, int], None]
-"""Told (steps done, steps in all) inside a long stage: each CatBoost fit of learn, each
-policy and budget of evaluate."""
 Progress = Callable[[str], contextlib.AbstractContextManager[Step]]
 """``progress(stage)``: a context around the stage, giving the ``Step`` callback inside it."""
 

@@ -50,8 +50,9 @@ import numpy as np
 import pandas as pd
 
 _BISECTIONS = 200
-_SAME_PRICE = 1e-9
-"""Switch prices closer than this (relative) are one price."""
+SAME_PRICE = 1e-9
+"""Switch prices closer than this (relative) are one price: the same switch reached by two
+float paths, or actions tied in score and cost."""
 _PROBABILITY_FLOOR = 1e-9
 """log(max(p, floor)): a class the classifier never predicts stays choosable at a finite score."""
 
@@ -196,26 +197,21 @@ def _switch_bracket(
     """(price_low, its mean cost, price_high, its mean cost) around the one price where the
     mean cost of the choices steps across ``budget``, found exactly: each instance's choice
     switches to cheaper actions at the prices of its upper concave hull in (cost, score)
-    (``_switches``), so the mean cost is a step function of the price with known steps; the
+    (``switch_prices``), so the mean cost is a step function of the price with known steps; the
     bracket is the crossing step's price plus and minus 2e-9 of it, checked with two
     ``price_choice`` evaluations (about 60 for a bisection). None where steps lie too close
     together to bracket one alone, or the check fails."""
     n, k = scores.shape
     cost_nk = np.broadcast_to(np.asarray(cost, dtype=np.float64), scores.shape)
     start = price_choice(scores, cost_nk, low)
-    prices, saves = _switches(scores, cost_nk, start, low, max(k - 1, 1))
-    prices, saves = prices.ravel(), saves.ravel()
-    order = np.argsort(prices, kind="stable")
-    prices, saves = prices[order], saves[order]
-    finite = np.isfinite(prices)
-    prices, saves = prices[finite], saves[finite]
-    mean = (cost_nk[np.arange(n), start].sum() - np.cumsum(saves)) / n  # after each switch
-    crossing = np.flatnonzero(mean <= budget)
+    prices, saves = switch_prices(scores, cost_nk, start, low, max(k - 1, 1))
+    prices, mean = mean_cost_by_price(prices, saves, cost_nk[np.arange(n), start].sum(), n)
+    crossing = np.flatnonzero(mean[1:] <= budget)  # the mean after each switch
     if len(prices) == 0 or len(crossing) == 0:
         return None
     at = prices[crossing[0]]
-    below = prices[prices < at - _SAME_PRICE * max(1.0, abs(at))]
-    above = prices[prices > at + _SAME_PRICE * max(1.0, abs(at))]
+    below = prices[prices < at - SAME_PRICE * max(1.0, abs(at))]
+    above = prices[prices > at + SAME_PRICE * max(1.0, abs(at))]
     gap = min(
         at - below[-1] if len(below) else np.inf,
         above[0] - at if len(above) else np.inf,
@@ -223,7 +219,7 @@ def _switch_bracket(
     )
     # as tight as a bisection's bracket, for the instances it is applied to later (a
     # validation price on test), yet wide enough for price_choice's tie tolerance
-    delta = 2 * _SAME_PRICE * max(1.0, abs(at))
+    delta = 2 * SAME_PRICE * max(1.0, abs(at))
     if not gap > 2 * delta:
         return None
     price_low, price_high = at - delta, at + delta
@@ -234,7 +230,20 @@ def _switch_bracket(
     return float(price_low), cost_low, float(price_high), cost_high
 
 
-def _switches(
+def mean_cost_by_price(
+    prices: np.ndarray, saves: np.ndarray, start_total: float, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The finite switch prices (``switch_prices``) in ascending order, and the instances' mean
+    cost before the first of them and after each (one entry more than the prices)."""
+    prices, saves = prices.ravel(), saves.ravel()
+    order = np.argsort(prices, kind="stable")
+    prices, saves = prices[order], saves[order]
+    finite = np.isfinite(prices)
+    prices, saves = prices[finite], saves[finite]
+    return prices, (start_total - np.concatenate([[0.0], np.cumsum(saves)])) / n
+
+
+def switch_prices(
     scores: np.ndarray, cost: np.ndarray, start: np.ndarray, low: float, slots: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(price, cost saved) of each switch of each request's choice as the price rises from
@@ -256,7 +265,7 @@ def _switches(
         moving = np.isfinite(first)
         if not moving.any():
             break
-        near = _SAME_PRICE * np.maximum(1.0, np.abs(np.where(moving, first, 0.0)))
+        near = SAME_PRICE * np.maximum(1.0, np.abs(np.where(moving, first, 0.0)))
         tied = cheaper & (at <= (first + near)[:, None])
         nxt = np.where(tied, cost, np.inf).argmin(axis=1)
         keep = moving & (first > low)
