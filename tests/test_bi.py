@@ -78,6 +78,7 @@ def expect_action_accuracy(t: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, li
             mean_acc_true=("acc_true", "mean"),
             mean_abs_error=("abs_error", "mean"),
             mean_cost=("cost", "mean"),
+            mean_samples=("samples", "mean"),
         )
         .reset_index()
         .merge(t["actions"][["run_id", "action_id", "name", "b"]], on=["run_id", "action_id"])

@@ -19,6 +19,7 @@ from toolkit.policies import (
     Inputs,
     PromptLength,
     RandomMix,
+    RuleFamily,
     TrainingSet,
     Uniform,
     calibrate_price,
@@ -49,6 +50,10 @@ def token_batch(n: int, seed: int, spread: float = 10.0) -> tuple[Inputs, np.nda
     return Inputs(np.arange(n), frame, planned), acc
 
 
+RULES = (None, None, "esc(w=2,b<=4)", "esc(w=2,b<=8)", "esc(w=4,b<=16)")
+"""The stopping rule of each action of ``training``: two static, three of the esc family."""
+
+
 def training(n: int = 400, seed: int = 0) -> TrainingSet:
     inputs, acc = token_batch(n, seed)
     mix = np.array([0.4, 0.0, 0.3, 0.2, 0.1])
@@ -59,7 +64,31 @@ def training(n: int = 400, seed: int = 0) -> TrainingSet:
         np.arange(len(COST), dtype=np.int32),
         ("m",) * len(COST),
         oracle_mix=lambda budget: mix,
+        action_rules=RULES,
     )
+
+
+def fresh(family: str):
+    """An unfitted baseline of a family (the per-model and per-rule ones named)."""
+    if family == "always":
+        return AlwaysModel(model="m")
+    if family == "rule":
+        return RuleFamily(family="esc")
+    return BASELINES[family]()
+
+
+def test_a_rule_family_mixes_its_own_settings_to_meet_the_budget():
+    train = training()
+    batch, _ = token_batch(200, seed=5)
+    policy = RuleFamily(family="esc").fit(train)
+    assert policy.policy_name == "rule_esc" and set(policy.steps) <= {2, 3, 4}
+    means = batch.planned_cost.mean(axis=0)
+    budget = float((means[2] + means[3]) / 2)
+    weights = policy.allocate(batch, budget).weights
+    assert weights[:, :2].sum() == 0.0  # never a static action
+    assert (weights * batch.planned_cost).sum(axis=1).mean() == pytest.approx(budget, rel=1e-9)
+    with pytest.raises(ValueError, match="'ac'"):
+        RuleFamily(family="ac").fit(train)
 
 
 PRICING_CASES = {
@@ -193,9 +222,7 @@ def test_a_stored_state_rebuilds_the_same_policy():
     train = training()
     batch, _ = token_batch(150, seed=3)
     for family in BASELINES:
-        policy = (AlwaysModel(model="m") if family == "always" else BASELINES[family]()).fit(
-            train, [500.0, 1500.0]
-        )
+        policy = fresh(family).fit(train, [500.0, 1500.0])
         state = json.loads(json.dumps(policy.state()))  # as stored: JSON
         rebuilt = policy_from_state(family, state)
         for budget in (600.0, 1400.0):

@@ -22,13 +22,18 @@ NO_REPORT = tuple(stage for stage in STAGES if stage != "report")
 
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory) -> Path:
-    """A fresh study database: the small simulated study, every stage but the report, CatBoost
-    kept short."""
+    """A fresh study database: the small simulated study with two stopping-rule families (so
+    the adaptive analyses have rows too), every stage but the report, CatBoost kept short."""
     from conftest import make_study
 
+    rules = [
+        {"rule": "first_agree", "k": [2, 3], "cap": 16},
+        {"rule": "adaptive_consistency", "threshold": [0.9], "cap": 16},
+    ]
     study = make_study(
         study={"name": "sql-small", "seed": 11},
         datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 1500}],
+        actions={"rules": rules},
         learn={"iterations": 60, "seeds": [0, 1]},
     )
     return run_study(study, tmp_path_factory.mktemp("sql"), stages=NO_REPORT).database

@@ -159,9 +159,24 @@ def headline_sql() -> str:
 
 def headline_rows(backend: ibis.BaseBackend, run_id: int) -> list[dict[str, Any]]:
     """``best_policy_per_budget.sql`` for one run, on an open study database."""
-    text = headline_sql()
+    return analysis_rows(backend, run_id, HEADLINE_SQL, "budget, rank")
+
+
+SAVINGS_SQL = "analyses/adaptive_savings.sql"
+"""The samples each stopping-rule family needs to match the largest static vote (the report's
+adaptive section shows it)."""
+
+
+def analysis_rows(
+    backend: ibis.BaseBackend, run_id: int, analysis: str, order: str
+) -> list[dict[str, Any]]:
+    """One of the toolkit's analyses (``analysis``: its path under ``sql/``) for one run, on
+    an open study database, ordered by ``order`` (the toolkit's own column names)."""
+    from toolkit.resources import sql_text
+
+    text = sql_text(analysis).strip().rstrip(";")
     cursor = db.raw(backend).execute(
-        f"select * from (\n{text}\n) where run_id = ? order by budget, rank", [run_id]
+        f"select * from (\n{text}\n) where run_id = ? order by {order}", [run_id]
     )
     columns = [column[0] for column in cursor.description]
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

@@ -466,6 +466,20 @@ def bench_solve(
     print_table(run_bench(tuple(instances or (100_000, 1_000_000))))
 
 
+@bench_app.command("adaptive")
+def bench_adaptive(
+    instances: Annotated[
+        list[int] | None, typer.Option("--instances", "-n", help="Instance counts to time.")
+    ] = None,
+) -> None:
+    """Stopping-rule estimation (instances per second, 48 samples each): the exact program
+    against a numpy Monte Carlo over 200 orders, in the same run."""
+    from toolkit.bench import print_table
+    from toolkit.bench.adaptive import run as run_bench
+
+    print_table(run_bench(tuple(instances or (100_000,))))
+
+
 @bench_app.command("study")
 def bench_study() -> None:
     """Seconds per stage of the whole default study."""

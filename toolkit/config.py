@@ -409,6 +409,66 @@ class ModelSpec(_Section):
         return self
 
 
+class RuleSpec(_Section):
+    """``[[actions.rules]]``: a family of stopping rules (adaptive actions, ``toolkit.rules``)
+    over each model's stream of samples, one action per parameter value::
+
+        [[actions.rules]]
+        rule = "esc"            # stop after a window of w agreeing samples
+        window = [2, 4]
+        cap = 16                # the most samples it draws
+
+    ``rule``: ``esc`` (``window``, each dividing ``cap``), ``adaptive_consistency``
+    (``threshold``: the Beta posterior probability of the leader that stops, in (0.5, 1)),
+    ``first_agree`` (``k``: stop when k samples agree) or ``until_verified`` (stop at the
+    first sample the verifier accepts: ``aggregation = "pass"`` only). The voting rules answer by
+    a majority over what they drew (``aggregation = "majority"`` only). ``models``: which models
+    (every model when omitted)."""
+
+    rule: Literal["esc", "adaptive_consistency", "first_agree", "until_verified"]
+    cap: Annotated[int, Field(ge=1, le=1024)]
+    window: list[Annotated[int, Field(ge=1, le=1024)]] = []
+    threshold: list[Annotated[float, Field(gt=0.5, lt=1.0)]] = []
+    k: list[Annotated[int, Field(ge=1, le=1024)]] = []
+    models: list[Name] | None = None
+
+    @model_validator(mode="after")
+    def _parameters(self) -> RuleSpec:
+        wanted = {
+            "esc": "window",
+            "adaptive_consistency": "threshold",
+            "first_agree": "k",
+            "until_verified": None,
+        }[self.rule]
+        for name in ("window", "threshold", "k"):
+            values = getattr(self, name)
+            if name == wanted and not values:
+                raise ValueError(f"{name}: rule {self.rule!r} needs at least one {name}")
+            if name != wanted and values:
+                raise ValueError(f"{name}: rule {self.rule!r} takes no {name}")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} has repeated values: {values}")
+        for w in self.window:
+            if self.cap % w:
+                raise ValueError(f"window: w = {w} does not divide cap = {self.cap}")
+        for k in self.k:
+            if k > self.cap:
+                raise ValueError(f"k: k = {k} exceeds cap = {self.cap}")
+        return self
+
+    def expand(self) -> list:
+        """The family's rules (``toolkit.rules.Rule``), one per parameter value."""
+        from toolkit.rules import Rule
+
+        if self.rule == "esc":
+            return [Rule("esc", self.cap, window=w) for w in self.window]
+        if self.rule == "adaptive_consistency":
+            return [Rule(self.rule, self.cap, threshold=t) for t in self.threshold]
+        if self.rule == "first_agree":
+            return [Rule("first_agree", self.cap, k=k) for k in self.k]
+        return [Rule("until_verified", self.cap)]
+
+
 class ActionSpec(_Section):
     """``[actions]``: the action set is every model times every sample count ``b``.
 
@@ -430,11 +490,25 @@ class ActionSpec(_Section):
     cost: Literal["samples", "tokens", "usd"] = "samples"
     prompt: Literal["once", "per_sample"] = "once"
     fixed_cost: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
+    rules: list[RuleSpec] = []
+    """Adaptive actions: stopping rules (``RuleSpec``), besides the static b samples."""
 
     @model_validator(mode="after")
     def _distinct(self) -> ActionSpec:
         if len(set(self.samples)) != len(self.samples):
             raise ValueError(f"samples has repeated values: {self.samples}")
+        for index, spec in enumerate(self.rules):
+            voting = spec.rule != "until_verified"
+            if voting and self.aggregation != "majority":
+                raise ValueError(
+                    f"rules[{index}].rule: {spec.rule!r} answers by a majority vote; it needs "
+                    f'aggregation = "majority", not {self.aggregation!r}'
+                )
+            if not voting and self.aggregation != "pass":
+                raise ValueError(
+                    f"rules[{index}].rule: 'until_verified' needs a verifier: "
+                    f'aggregation = "pass", not {self.aggregation!r}'
+                )
         return self
 
 
@@ -448,6 +522,9 @@ class EstimationSpec(_Section):
 
     samples_per_instance: Annotated[int, Field(ge=1, le=100_000)] = 48
     method: Literal["exact"] = "exact"
+    orders: Annotated[int, Field(ge=2, le=1_000_000)] = 2000
+    """Stopping rules above ``toolkit.rules.EXACT_MAX_CAP``: the random orders of each
+    instance's samples their seeded Monte Carlo runs (standard errors in ``outcomes``)."""
     tokenizer: Literal["cl100k_base", "o200k_base", "approx"] = "cl100k_base"
     """How tokens are counted from text where a log records none (prompts, responses):
     ``cl100k_base`` (GPT-4's BPE) or ``o200k_base`` (GPT-4o's), exact for those models and a
@@ -673,6 +750,24 @@ class Study(_Section):
             raise ValueError(
                 f"actions.samples: b = {largest} exceeds estimation.samples_per_instance = {stored}"
             )
+        names = {model.name for model in self.models}
+        logged = [i for i, d in enumerate(self.datasets) if d.source == "outcomes"]
+        if self.actions.rules and logged:
+            raise ValueError(
+                f"actions.rules: a stopping rule runs over stored samples, and datasets"
+                f"[{logged[0]}] logs outcomes only (source = 'outcomes')"
+            )
+        for index, rule in enumerate(self.actions.rules):
+            if rule.cap > stored:
+                raise ValueError(
+                    f"actions.rules[{index}].cap: {rule.cap} exceeds "
+                    f"estimation.samples_per_instance = {stored}"
+                )
+            for model in rule.models or []:
+                if model not in names:
+                    raise ValueError(
+                        f"actions.rules[{index}].models: {model!r} is not a declared model"
+                    )
         return self
 
     @model_validator(mode="after")

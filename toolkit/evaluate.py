@@ -101,30 +101,55 @@ BASELINE_ORDER = (
 )
 LEARNED = DEPLOYMENTS
 PROBED = ("oracle_probe", "learned_probe")
+"""The policies that see the probe and choose among its actions (runs with a probe)."""
+ADAPTIVE = ("oracle_adaptive", "learned_adaptive")
+"""The policies that choose among the static and the adaptive actions (runs with
+``[[actions.rules]]``); each rule family on its own is a ``rule_<family>`` policy."""
 CEILING = ("label_known",)
 """Reference policies that see something no deployment can (the oracle label)."""
-"""The policies that see the probe and choose among its actions (runs with a probe)."""
-POLICIES = ("oracle", *BASELINE_ORDER, *LEARNED, *PROBED, *CEILING)
-"""Every policy name but the ``always_<model>`` rows, in evaluation order."""
-MENU_OF = {"oracle_probe": "probe", "learned_probe": "probe"}
-"""The menu of each policy that does not choose among the static actions."""
+POLICIES = ("oracle", *BASELINE_ORDER, *LEARNED, *PROBED, *ADAPTIVE, *CEILING)
+"""Every policy name but the ``always_<model>`` and ``rule_<family>`` rows, in evaluation
+order."""
+MENU_OF = {
+    "oracle_probe": "probe",
+    "learned_probe": "probe",
+    "oracle_adaptive": "adaptive",
+    "learned_adaptive": "adaptive",
+}
+"""The menu of each policy that does not choose among the static actions (and every
+``rule_<family>``: the adaptive menu, ``menu_of``)."""
+
+
+def menu_of(policy: str) -> str:
+    """The menu a policy chooses in."""
+    return "adaptive" if policy.startswith("rule_") else MENU_OF.get(policy, "static")
+
+
 REFERENCES = ("oracle", "best_fixed", "uniform")
 """Always evaluated: every gain is measured against them."""
 
 
 def expand_policies(
-    compare: list[str], models: tuple[str, ...] = (), probe: bool = False
+    compare: list[str],
+    models: tuple[str, ...] = (),
+    probe: bool = False,
+    families: tuple[str, ...] = (),
 ) -> list[str]:
     """The study's ``policies.compare`` names as evaluated policies: ``learned`` is its three
-    deployments (and ``learned_probe`` with a probe), ``always`` one ``always_<model>`` per
-    model (with more than one model); the references (and with a probe ``oracle_probe``) are
-    always evaluated."""
+    deployments (and ``learned_probe`` with a probe, ``learned_adaptive`` with stopping rules),
+    ``always`` one ``always_<model>`` per model (with more than one model); the references
+    (with a probe ``oracle_probe``; with stopping rules ``oracle_adaptive`` and each rule
+    ``families``' ``rule_<family>``) are always evaluated."""
     wanted = set(compare) | set(REFERENCES)
     if "learned" in wanted:
         wanted |= set(LEARNED) | set(CEILING) | ({"learned_probe"} if probe else set())
+        wanted |= {"learned_adaptive"} if families else set()
     if probe:
         wanted.add("oracle_probe")
+    if families:
+        wanted.add("oracle_adaptive")
     names = [p for p in POLICIES if p in wanted]
+    names += [f"rule_{family}" for family in families]
     distinct = list(dict.fromkeys(models))
     if "always" in wanted and len(distinct) > 1:
         names[names.index("uniform") + 1 : names.index("uniform") + 1] = [
@@ -246,11 +271,13 @@ def policy_runs(backend, run_id: int, wanted: list[str]) -> list[PolicyRun]:
     for fold, named in baselines.items():
         for name, policy in named:
             if name in wanted:
-                runs.setdefault(name, PolicyRun(name, None, {})).by_fold[fold] = policy
+                run = runs.setdefault(name, PolicyRun(name, None, {}, menu_of(name)))
+                run.by_fold[fold] = policy
     out = [runs[name] for name in wanted if name in runs]
     learned = [(d, "static") for d in LEARNED if d in wanted]
-    if "learned_probe" in wanted:
-        learned.append(("learned_probe", "probe"))
+    for name in ("learned_probe", "learned_adaptive"):
+        if name in wanted:
+            learned.append((name, menu_of(name)))
     if not learned:
         return out
     classifiers: dict[tuple[str, int, int], dict[float, object]] = {}
@@ -259,7 +286,7 @@ def policy_runs(backend, run_id: int, wanted: list[str]) -> list[PolicyRun]:
         classifiers.setdefault(key, {})[policy.budget] = policy
     seeds = sorted({seed for _, seed, _ in classifiers})
     for name, menu in learned:
-        deployment = "learned_batch" if name == "learned_probe" else name
+        deployment = "learned_batch" if name in ("learned_probe", "learned_adaptive") else name
         for seed in seeds:
             by_fold = {
                 fold: LearnedDeployment(deployment, classifiers[(m, s, fold)])
@@ -596,10 +623,11 @@ def evaluate(
     probe = study.probe_model is not None
     if probe:
         tables["probe"] = read_features(backend, run_id, study, probe=True)
+    tables["adaptive"] = tables["static"]
     test, everything = read_test_set(backend, study, run_id, tables)
     grid = run_budget_grid(study, everything.columns_subset(test.menus["static"]))
     models = _action_models(backend, run_id)
-    wanted = expand_policies(list(study.policies.compare), models, probe)
+    wanted = expand_policies(list(study.policies.compare), models, probe, rule_families(study))
     runs = policy_runs(backend, run_id, wanted)
     labels = {menu: _test_labels(backend, run_id, test, menu) for menu in test.menus}
     bootstrap = PairedBootstrap(test.n, resamples, study.study.seed, test.fold_of)
@@ -611,6 +639,8 @@ def evaluate(
     oracles = {"oracle": _oracle_run(test, grid)}
     if probe:
         oracles["oracle_probe"] = _oracle_run(test, grid, "probe")
+    if "adaptive" in test.menus:
+        oracles["oracle_adaptive"] = _oracle_run(test, grid, "adaptive")
     oracle_at = oracles["oracle"][1]
     solve.write_allocations(backend, run_id, [oracle_at[b] for b in budgets], scope="test")
     curves = {(r.name, r.seed): Curve() for r in runs}
@@ -632,9 +662,7 @@ def evaluate(
         by_menu = {menu: refs.for_menu(labels[menu][budget]) for menu in test.menus}
         writer.noise(refs, bootstrap)
         for name, (_curve, at) in oracles.items():
-            _write_oracle(
-                writer, test, by_menu[MENU_OF.get(name, "static")], bootstrap, name, at[budget]
-            )
+            _write_oracle(writer, test, by_menu[menu_of(name)], bootstrap, name, at[budget])
         for run in runs:
             weights, decisions = run.allocate(test, budget)
             matched, mix = matched_weights(run, test, curves[(run.name, run.seed)], budget)
@@ -673,6 +701,14 @@ def evaluate(
     summary.summaries = writer.summary_rows
     summary.seconds["write"] = time.perf_counter() - start
     return summary
+
+
+def rule_families(study: Study) -> tuple[str, ...]:
+    """The study's stopping-rule families, in declaration order (``esc``, ``ac``, ...)."""
+    from toolkit.policies import rule_family
+
+    labels = [rule.label for spec in study.actions.rules for rule in spec.expand()]
+    return tuple(dict.fromkeys(f for f in map(rule_family, labels) if f))
 
 
 def _action_names(backend, run_id: int) -> tuple[str, ...]:

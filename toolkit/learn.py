@@ -65,8 +65,10 @@ from toolkit.policies import (
     PriceCalibration,
     PromptLength,
     RandomMix,
+    RuleFamily,
     TrainingSet,
     Uniform,
+    rule_family,
 )
 from toolkit.progress import Step, Steps
 from toolkit.splits import Fold, assign_splits, folds_of
@@ -279,9 +281,13 @@ def read_features(
 
 
 def action_menus(actions: pa.Table) -> dict[str, np.ndarray]:
-    """Per menu, the column positions of its actions (actions in action_id order)."""
+    """Per menu, the column positions of the actions its policies choose among (actions in
+    action_id order): the adaptive menu's policies choose among the static actions too."""
     menus = np.asarray(actions.column("menu").to_pylist(), dtype=object)
-    return {menu: np.flatnonzero(menus == menu) for menu in dict.fromkeys(menus.tolist())}
+    out = {menu: np.flatnonzero(menus == menu) for menu in dict.fromkeys(menus.tolist())}
+    if "adaptive" in out:
+        out["adaptive"] = np.flatnonzero((menus == "static") | (menus == "adaptive"))
+    return out
 
 
 def run_budget_grid(
@@ -325,6 +331,8 @@ class _RunData:
     action_models: tuple[str, ...]
     menus: dict[str, np.ndarray]
     """Per menu (``actions.menu``), its actions' column positions."""
+    action_rules: tuple[str | None, ...] = ()
+    """Per action, its stopping rule (``actions.rule``), None for static and probe actions."""
     probe_features: FeatureTable | None = None
     """The features with the probe's (policies of the probe menu see them)."""
     fits: Steps = field(default_factory=lambda: Steps(None))
@@ -368,6 +376,7 @@ def learn(
         run_budget_grid(study, everything, actions),
         tuple(actions.column("model").to_pylist()),
         action_menus(actions),
+        tuple(actions.column("rule").to_pylist()),
         read_features(backend, run_id, study, probe=True) if study.probe_model else None,
     )
     folds = folds_of(split_table)
@@ -431,7 +440,7 @@ def _learn_menu(
     labels = _fold_labels(data, fold, budgets, allocations, outcomes, menu)
     summary.add("oracle_labels", db.append(backend, "oracle_labels", labels, run_id))
 
-    table = data.features if menu == "static" else data.probe_features
+    table = data.probe_features if menu == "probe" else data.features
     frame = table.frame(fit_ids)
     train = data.outcomes.subset(fit_ids).columns_subset(columns)
     planned = planner.planned(data.features.frame(fit_ids), data.outcomes.subset(fit_ids).known)
@@ -447,10 +456,11 @@ def _learn_menu(
         train.action_ids,
         tuple(data.action_models[c] for c in columns),
         oracle_mix=mixes.__getitem__,
+        action_rules=tuple(data.action_rules[c] for c in columns),
     )
-    if menu == "static":
-        states = [_state_row(p, fold.fold) for p in fit_baselines(training, data.grid, study)]
-        _append(data, summary, "policy_states", states)
+    if menu in ("static", "adaptive"):
+        fitted = fit_baselines(training, data.grid, study, menu)
+        _append(data, summary, "policy_states", [_state_row(p, fold.fold) for p in fitted])
     _fit_classifiers(
         data, fold, menu, table, training, allocations, labels, planner, decoder, summary
     )
@@ -527,10 +537,17 @@ def _fit_classifiers(
 
 
 def fit_baselines(
-    training: TrainingSet, grid: tuple[float, ...], study: Study
+    training: TrainingSet, grid: tuple[float, ...], study: Study, menu: str = "static"
 ) -> list[tuple[str, Policy]]:
     """(policy name, fitted baseline) of every baseline the study compares (uniform and
-    best_fixed always: gains are measured against them)."""
+    best_fixed always: gains are measured against them); on the adaptive menu, each declared
+    stopping-rule family on its own (``rule_<family>``)."""
+    if menu == "adaptive":
+        families = dict.fromkeys(rule_family(r) for r in training.action_rules if r)
+        return [
+            (policy.policy_name, policy.fit(training, grid))
+            for policy in (RuleFamily(family=f) for f in families if f)
+        ]
     wanted = set(study.policies.compare) | {"uniform", "best_fixed"}
     fitted: list[tuple[str, Policy]] = []
     for name, policy in (

@@ -260,17 +260,21 @@ def pass_at_b(n: np.ndarray, n_correct: np.ndarray, b: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # The actions and the outcomes table
 # --------------------------------------------------------------------------------------------
-MENUS = ("static", "probe")
-"""The action menus: ``static`` (b samples of a model, decided before any is drawn) and
-``probe`` (after the probe, ``toolkit.probe``). A policy chooses within one menu."""
+MENUS = ("static", "probe", "adaptive")
+"""The action menus: ``static`` (b samples of a model, decided before any is drawn),
+``probe`` (after the probe, ``toolkit.probe``) and ``adaptive`` (a stopping rule over a model's
+samples, ``toolkit.rules``). A policy chooses within one menu; the policies of the adaptive
+menu choose among the static and the adaptive actions (``toolkit.learn.action_menus``)."""
 
 
 def action_table(study: Study) -> pa.Table:
     """Every model x b, cheapest first within a model (action ids in that order); with a probe
     (``[probe] samples = k``) then the probe's actions: b >= k samples of the probe model, the
-    probe's k reused, and every other model's action after the probe."""
+    probe's k reused, and every other model's action after the probe; then each declared
+    stopping rule of each of its models (``[[actions.rules]]``), b its cap, named
+    ``model@esc(w=4,b<=16)``."""
     rows = [
-        (f"{spec.name}@b={b}", spec.name, b, "static", 0)
+        (f"{spec.name}@b={b}", spec.name, b, "static", 0, None)
         for spec in study.models
         for b in sorted(study.actions.samples)
     ]
@@ -280,9 +284,24 @@ def action_table(study: Study) -> pa.Table:
         for spec in study.models:
             for b in sorted(study.actions.samples):
                 if spec.name == probe_model and b >= k:
-                    rows.append((f"{probe}+{b - k}" if b > k else probe, spec.name, b, "probe", k))
+                    name = f"{probe}+{b - k}" if b > k else probe
+                    rows.append((name, spec.name, b, "probe", k, None))
                 elif spec.name != probe_model:
-                    rows.append((f"{probe},then {spec.name}@b={b}", spec.name, b, "probe", k))
+                    rows.append((f"{probe},then {spec.name}@b={b}", spec.name, b, "probe", k, None))
+    for spec in study.models:
+        for family in study.actions.rules:
+            if family.models is None or spec.name in family.models:
+                for rule in family.expand():
+                    rows.append(
+                        (
+                            f"{spec.name}@{rule.label}",
+                            spec.name,
+                            rule.cap,
+                            "adaptive",
+                            0,
+                            rule.label,
+                        )
+                    )
     return pa.table(
         {
             "action_id": pa.array(range(len(rows)), pa.int32()),
@@ -292,6 +311,7 @@ def action_table(study: Study) -> pa.Table:
             "aggregation": [study.actions.aggregation] * len(rows),
             "menu": [row[3] for row in rows],
             "probe_samples": pa.array([row[4] for row in rows], pa.int32()),
+            "rule": pa.array([row[5] for row in rows], pa.string()),
         }
     )
 
@@ -413,6 +433,7 @@ def estimate_outcomes(
             part.cost.append(cost)
             part.known_cost.append(known)
             part.acc_true.append(None if acc_true is None else np.clip(acc_true, 0.0, 1.0))
+            part.samples.append(np.full(len(instance_ids), float(b)))
         parts.append(part)
     return _outcome_table(parts)
 
@@ -427,6 +448,7 @@ class _ModelOutcomes:
     cost: list[np.ndarray] = field(default_factory=list)
     known_cost: list[np.ndarray] = field(default_factory=list)
     acc_true: list[np.ndarray | None] = field(default_factory=list)
+    samples: list[np.ndarray] = field(default_factory=list)
 
 
 def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
@@ -467,13 +489,20 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
             "acc_true": pa.nulls(len(ids) * k, pa.float64())
             if all(truths)
             else interleave("acc_true"),
+            "samples": interleave("samples"),
         }
         return pa.table(columns)
     tables = []
     for part in parts:
         rows = len(part.instance_ids)
-        for action_id, acc, cost, known, acc_true in zip(
-            part.action_ids, part.acc, part.cost, part.known_cost, part.acc_true, strict=True
+        for action_id, acc, cost, known, acc_true, samples in zip(
+            part.action_ids,
+            part.acc,
+            part.cost,
+            part.known_cost,
+            part.acc_true,
+            part.samples,
+            strict=True,
         ):
             tables.append(
                 pa.table(
@@ -486,6 +515,7 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
                         "acc_true": pa.nulls(rows, pa.float64())
                         if acc_true is None
                         else pa.array(acc_true),
+                        "samples": samples,
                     }
                 )
             )
@@ -531,8 +561,9 @@ class Usage:
         return cls(column("mean_tokens"), prompt, column("mean_cost"))
 
 
-def action_cost(actions, b: int, usage: Usage, model) -> tuple[np.ndarray, np.ndarray]:
-    """(cost, known cost) of b samples of a model on each instance, in ``actions.cost``.
+def action_cost(actions, b: int | np.ndarray, usage: Usage, model) -> tuple[np.ndarray, np.ndarray]:
+    """(cost, known cost) of b samples of a model on each instance, in ``actions.cost``; b may
+    be an array (a stopping rule's expected samples per instance, ``toolkit.rules``).
 
     The known part is what is known before any sample is drawn, so a policy can plan with it:
     ``actions.fixed_cost``, and the prompt's tokens or dollars; the rest (the outputs) only the
@@ -550,7 +581,7 @@ def action_cost(actions, b: int, usage: Usage, model) -> tuple[np.ndarray, np.nd
     n = len(usage.output_tokens)
     fixed = np.full(n, float(actions.fixed_cost))
     if actions.cost == "samples":
-        cost = fixed + float(b)
+        cost = fixed + np.asarray(b, dtype=np.float64)
         return cost, cost.copy()
     if actions.cost == "usd" and not np.isnan(usage.logged_cost).any():
         return b * usage.logged_cost + fixed, fixed

@@ -37,6 +37,7 @@ from toolkit.preflight import Checked, check
 from toolkit.probe import probe_outcomes
 from toolkit.progress import Step
 from toolkit.report import write_report
+from toolkit.rules import adaptive_outcomes
 from toolkit.simulate import simulate
 from toolkit.solve import solve_budgets, write_allocations
 
@@ -194,6 +195,11 @@ def write_outcomes(
             outcomes = _with_halves(outcomes, study, backend.to_pyarrow(samples), prompts)
         if logged:
             outcomes = _with_logged(outcomes, actions, logged)
+        if study.actions.rules:  # the stopping rules' actions (toolkit.rules)
+            outcomes = pa.concat_tables(
+                [outcomes, adaptive_outcomes(study, profiles, prompts, truth)],
+                promote_options="default",
+            ).sort_by([("instance_id", "ascending"), ("action_id", "ascending")])
         if study.probe_model is not None:  # the probe's actions and features (toolkit.probe)
             model = study.probe_model
             probed, probes = probe_outcomes(
@@ -223,12 +229,14 @@ def _with_logged(estimated: pa.Table, actions: pa.Table, logged: list[pa.Table])
     (instance_id, action_id) order."""
     ids = {
         (model, b): action_id
-        for model, b, action_id in zip(
+        for model, b, action_id, menu in zip(
             actions.column("model").to_pylist(),
             actions.column("b").to_pylist(),
             actions.column("action_id").to_pylist(),
+            actions.column("menu").to_pylist(),
             strict=True,
         )
+        if menu == "static"
     }
     parts = [estimated] if estimated.num_rows else []
     for table in logged:

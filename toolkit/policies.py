@@ -97,6 +97,8 @@ class TrainingSet:
     """The model of each action (column)."""
     oracle_mix: Callable[[float], np.ndarray] | None = None
     """The training oracle's action shares at a budget (``toolkit.solve``), for ``random``."""
+    action_rules: tuple[str | None, ...] = ()
+    """The stopping rule of each action (``actions.rule``; None for a static action)."""
 
 
 @dataclass(frozen=True)
@@ -512,6 +514,49 @@ class AlwaysModel(_FixedMix):
         return cls(steps=list(state["steps"]), model=state["model"])
 
 
+def rule_family(rule: str | None) -> str | None:
+    """The family of a stopping rule's label: ``esc(w=4,b<=16)`` -> ``esc``."""
+    return None if rule is None else rule.split("(", 1)[0]
+
+
+@dataclass
+class RuleFamily(_FixedMix):
+    """One family of stopping rules on its own (``rule_esc``, ``rule_ac``, ``rule_agree``,
+    ``rule_verify``), the way its papers use it: every instance the same rule, its parameter
+    tuned on the training split to meet B (the two settings around B on the family's ladder
+    of mean planned cost, mixed)."""
+
+    family: str = ""
+    name: ClassVar[str] = "rule"
+
+    @property
+    def policy_name(self) -> str:
+        return f"rule_{self.family}"
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return f"every instance the same {self.family} rule, its two settings around B mixed"
+
+    def fit(self, train: TrainingSet, budgets: Sequence[float] = ()) -> RuleFamily:
+        rules = train.action_rules or (None,) * train.acc.shape[1]
+        mine = np.array([rule_family(r) == self.family for r in rules], dtype=bool)
+        if not mine.any():
+            raise ValueError(f"no action of the training set is a {self.family!r} rule")
+        mean_cost = train.inputs.planned_cost.mean(axis=0)
+        ladder = action_ladder(
+            np.where(mine, mean_cost, np.inf), np.where(mine, train.acc.mean(axis=0), -np.inf)
+        )
+        self.steps = [int(a) for a in ladder if mine[a]]
+        return self
+
+    def state(self) -> dict[str, Any]:
+        return {"steps": [int(a) for a in self.steps], "family": self.family}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RuleFamily:
+        return cls(steps=list(state["steps"]), family=state["family"])
+
+
 # --------------------------------------------------------------------------------------------
 # random, prompt_length, difficulty_bins
 # --------------------------------------------------------------------------------------------
@@ -705,7 +750,15 @@ def _distinct_count(column: pd.Series) -> int:
 
 BASELINES: dict[str, type[Policy]] = {
     policy.name: policy
-    for policy in (Uniform, BestFixed, AlwaysModel, RandomMix, PromptLength, DifficultyBins)
+    for policy in (
+        Uniform,
+        BestFixed,
+        AlwaysModel,
+        RuleFamily,
+        RandomMix,
+        PromptLength,
+        DifficultyBins,
+    )
 }
 """Every baseline by its family name (``always`` is one ``always_<model>`` per model)."""
 
@@ -727,6 +780,7 @@ __all__ = [
     "PriceCalibration",
     "PromptLength",
     "RandomMix",
+    "RuleFamily",
     "TrainingSet",
     "Uniform",
     "action_ladder",
@@ -736,6 +790,7 @@ __all__ = [
     "ladder_weights",
     "log_probability_scores",
     "onehot",
+    "rule_family",
     "policy_from_state",
     "price_choice",
     "priced_decision",

@@ -304,7 +304,8 @@ def probe_outcomes(
         else:
             acc, static_cost, static_known, truth = static_of(row["model"], b, ids)
             cost, known = probe_cost + static_cost, probe_cost + static_known
-        parts.append(_rows(ids, row["action_id"], acc, cost, known, truth))
+        samples = b if row["model"] == probe_model else k + b
+        parts.append(_rows(ids, row["action_id"], acc, cost, known, truth, samples))
     verifier = study.actions.aggregation == "pass"
     return pa.concat_tables(parts), probe_features(profiles, verifier)
 
@@ -337,7 +338,7 @@ def _static_lookup(actions: pa.Table, static: pa.Table):
     return lookup
 
 
-def _rows(ids, action_id, acc, cost, known, truth) -> pa.Table:
+def _rows(ids, action_id, acc, cost, known, truth, samples: int) -> pa.Table:
     n = len(ids)
     return pa.table(
         {
@@ -347,6 +348,7 @@ def _rows(ids, action_id, acc, cost, known, truth) -> pa.Table:
             "cost": np.asarray(cost, dtype=np.float64),
             "known_cost": np.asarray(known, dtype=np.float64),
             "acc_true": pa.array(truth, pa.float64(), from_pandas=True),
+            "samples": np.full(n, float(samples)),
         }
     )
 

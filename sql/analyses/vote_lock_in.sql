@@ -7,6 +7,7 @@ with
 
 action_rows as (
     select * from actions
+    where menu = 'static'  -- b samples decided up front (probe and adaptive actions differ)
 ),
 
 outcome_rows as (

@@ -12,6 +12,12 @@
 --      of it in samples), which policies plan with; the rest only the samples reveal.
 -- acc_true: simulation only, the same quantity under the true answer distribution
 --      (i.i.d. samples), so the estimation error can be shown.
+-- Adaptive actions (actions.menu = 'adaptive', toolkit/rules.py): acc and cost are expectations
+--      over the random orders of the instance's stored samples as well, the cost that of the
+--      expected samples drawn; known_cost the cost of the fewest samples the rule can stop at.
+--      Exact (a dynamic program over vote counts) up to a cap of 20; above it a seeded Monte
+--      Carlo over estimation.orders orders, with its standard errors in acc_se and cost_se
+--      (null where exact).
 -- acc_half_a, acc_half_b: real data only, acc estimated on each of two disjoint halves of the
 --      instance's samples (a seeded shuffle), null where a half has fewer than b samples: the
 --      oracle's estimation noise measured on evidence it did not choose on.
@@ -25,5 +31,9 @@ create table if not exists outcomes (
     known_cost double not null,        -- the part of cost known before any sample (see the header)
     acc_true double,                   -- simulation only: the true accuracy; null for real data
     acc_half_a double,                 -- real data: acc estimated on half A of the samples
-    acc_half_b double                  -- real data: acc on the disjoint half B (toolkit/noise.py)
+    acc_half_b double,                 -- real data: acc on the disjoint half B (toolkit/noise.py)
+    samples double,                    -- expected samples the action draws: b (static), the rule's
+                                       -- expectation (adaptive), all k + b (probe); null logged
+    acc_se double,                     -- Monte Carlo estimates only: the standard error of acc
+    cost_se double                     -- Monte Carlo estimates only: the standard error of cost
 );

@@ -44,6 +44,7 @@ from toolkit.report.read import (
     _scalar,
     _view,
     action_accuracy_rows,
+    adaptive_section,
     allocation_info,
     confusion_info,
     estimation_info,
@@ -216,6 +217,7 @@ def build_context(
         ),
         estimation=estimation,
         learned=_learned_section(backend, run_id, chart_prefix),
+        adaptive=adaptive_section(backend, run_id, points, run.cost_unit),
         notes=tuple(notes),
     )
 

@@ -36,6 +36,8 @@ GRID = "#d9dee4"
 POLICY_STYLE: dict[str, tuple[str, str]] = {
     "oracle": ("#111827", "-"),
     "oracle_probe": ("#111827", ":"),
+    "oracle_adaptive": ("#111827", "-."),
+    "learned_adaptive": ("#be185d", "-"),
     "label_known": ("#a16207", ":"),
     "learned_probe": ("#0e7490", "-"),
     "learned_calibrated": ("#1d4ed8", "-"),

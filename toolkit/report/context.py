@@ -406,6 +406,53 @@ class EstimationSection:
 
 
 @dataclass(frozen=True)
+class RuleActionRow:
+    """One adaptive action over all instances (view ``action_accuracy``)."""
+
+    action: str
+    rule: str
+    mean_samples: float
+    mean_cost: float
+    mean_acc: float
+
+
+@dataclass(frozen=True)
+class SavingsRow:
+    """A stopping-rule family against the largest static vote (``adaptive_savings.sql``)."""
+
+    model: str
+    family: str
+    tolerance: float
+    reference: str
+    reference_acc: float
+    reference_samples: float
+    matching_rule: str | None
+    rule_acc: float | None
+    rule_samples: float | None
+    samples_saved_factor: float | None
+
+
+@dataclass(frozen=True)
+class AdaptiveBudget:
+    """At one budget: the static references, each rule family, the two oracles and the learned
+    policies of either menu, at matched realised spend."""
+
+    budget: float
+    label: str
+    rows: tuple[PolicyPoint, ...]
+
+
+@dataclass(frozen=True)
+class AdaptiveSection:
+    """Runs with stopping rules: what each rule buys, the samples it needs to match the largest
+    static vote, and static against adaptive allocation at the same spend."""
+
+    actions: tuple[RuleActionRow, ...]
+    savings: tuple[SavingsRow, ...]
+    budgets: tuple[AdaptiveBudget, ...]
+
+
+@dataclass(frozen=True)
 class ReportContext:
     """Everything one run's report shows. A run without evaluations (``stl simulate``) has
     None for the evaluation sections; a real-data run has no estimation section."""
@@ -420,6 +467,7 @@ class ReportContext:
     regret: RegretSection | None
     estimation: EstimationSection | None
     learned: LearnedSection | None = None
+    adaptive: AdaptiveSection | None = None
     notes: tuple[str, ...] = ()
     """Charts left out, and why (a chart of one point says nothing)."""
 

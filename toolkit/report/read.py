@@ -13,6 +13,8 @@ from toolkit.errors import StudyError
 from toolkit.formatting import budget_label
 from toolkit.report.context import (
     ActionAccuracyRow,
+    AdaptiveBudget,
+    AdaptiveSection,
     AllocationInfo,
     ConfusionInfo,
     EstimationInfo,
@@ -30,7 +32,9 @@ from toolkit.report.context import (
     PolicyPoint,
     RegretInfo,
     RegretRow,
+    RuleActionRow,
     RunInfo,
+    SavingsRow,
     Series,
     SummaryInfo,
     SummaryRow,
@@ -42,7 +46,9 @@ _ = ibis._
 POLICY_ORDER = (
     "oracle",
     "label_known",
+    "oracle_adaptive",
     "oracle_probe",
+    "learned_adaptive",
     "learned_probe",
     "learned_batch",
     "learned_calibrated",
@@ -284,6 +290,48 @@ def headline(
             )
         )
     return tuple(out)
+
+
+ADAPTIVE_ORDER = (
+    "uniform",
+    "best_fixed",
+    "oracle",
+    "oracle_adaptive",
+    "learned_batch",
+    "learned_adaptive",
+)
+"""The adaptive section's rows: the static references, then (after them) each
+``rule_<family>``, the oracle and the learned policy over static and over static + adaptive
+actions."""
+
+
+def adaptive_section(
+    backend: ibis.BaseBackend, run_id: int, points: Sequence[PolicyPoint], cost_unit: str
+) -> AdaptiveSection | None:
+    """The adaptive section of a run with stopping rules (None without)."""
+    rows = _rows(
+        _view(backend, "action_accuracy", run_id).filter(_.menu == "adaptive").order_by("action_id")
+    )
+    if not rows:
+        return None
+    fields = RuleActionRow.__dataclass_fields__
+    actions = tuple(RuleActionRow(**{k: r[k] for k in fields}) for r in rows)
+    fields = SavingsRow.__dataclass_fields__
+    savings = tuple(
+        SavingsRow(**{k: r[k] for k in fields})
+        for r in bi.analysis_rows(backend, run_id, bi.SAVINGS_SQL, "model, family, tolerance")
+    )
+    families = sorted({p.policy for p in points if p.policy.startswith("rule_")})
+    order = [*ADAPTIVE_ORDER[:2], *families, *ADAPTIVE_ORDER[2:]]
+    budgets = []
+    for budget in sorted({p.budget for p in points}):
+        mine = {p.policy: p for p in points if p.budget == budget}
+        budgets.append(
+            AdaptiveBudget(
+                budget, budget_label(budget, cost_unit), tuple(mine[p] for p in order if p in mine)
+            )
+        )
+    return AdaptiveSection(actions, savings, tuple(budgets))
 
 
 def noise_rows(backend: ibis.BaseBackend, run_id: int) -> tuple[NoiseRow, ...]:
