@@ -3,6 +3,7 @@ keep their brackets, lines are not wrapped at 80 columns, the run's summary is a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,6 +78,45 @@ def test_an_error_message_is_one_line_however_long_its_path(tmp_path):
     assert done.stderr.splitlines() == [
         f"error: {missing}: cannot read study file: No such file or directory"
     ]
+
+
+LOADED_AFTER = """\
+import contextlib, io, json, sys
+sys.argv = ["stl", *json.loads(sys.argv[1])]
+from toolkit import cli
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        cli.main()
+    except SystemExit as done:
+        assert not done.code, done.code
+print(json.dumps(sorted({name.partition(".")[0] for name in sys.modules})))
+"""
+"""Run ``stl`` with the arguments given (JSON) in this process; print the top-level modules
+it loaded."""
+
+HEAVY = ("catboost", "scipy", "matplotlib", "duckdb", "ibis", "pyarrow", "numpy", "pandas")
+
+
+def loaded_by(*args: str) -> set[str]:
+    """The top-level modules a fresh interpreter has loaded once ``stl ARGS`` has finished."""
+    code = [sys.executable, "-c", LOADED_AFTER, json.dumps(args)]
+    done = subprocess.run(code, capture_output=True, text=True, check=True)
+    return set(json.loads(done.stdout))
+
+
+def test_help_loads_neither_the_libraries_of_the_stages_nor_pydantic_or_rich():
+    unneeded = {*HEAVY, "pydantic", "rich"}
+    loaded = loaded_by("--help")
+    assert "typer" in loaded
+    assert loaded.isdisjoint(unneeded), sorted(loaded & unneeded)
+
+
+def test_validate_of_a_simulated_study_loads_none_of_the_stages_libraries():
+    from toolkit.config import default_study_path
+
+    loaded = loaded_by("validate", str(default_study_path()))
+    assert "pydantic" in loaded  # the study file's settings
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import make_study
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toolkit import db, features, solve
 from toolkit.config import SplitSpec, parse_study
@@ -24,7 +26,14 @@ from toolkit.learn import (
 from toolkit.learned import catboost_params
 from toolkit.pipeline import run_study
 from toolkit.resources import sql_text
-from toolkit.splits import SPLITS, assign_splits, check_split_sizes, folds_of, split_counts
+from toolkit.splits import (
+    SPLITS,
+    _counts,
+    assign_splits,
+    check_split_sizes,
+    folds_of,
+    split_counts,
+)
 
 FAST_LEARN = {"iterations": 30, "depth": 4, "learning_rate": 0.2, "seeds": [0, 1]}
 
@@ -179,6 +188,21 @@ def test_split_counts_are_what_assign_splits_deals(n, folds):
     split = np.array(assign_splits(_instances(n), spec, seed=1).column("split").to_pylist())
     dealt = [[int((part == s).sum()) for s in SPLITS] for part in split.reshape(folds, n)]
     assert split_counts(n, spec).tolist() == dealt
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(0, 10**7),
+    fractions=st.lists(st.floats(0.001, 1.0), min_size=2, max_size=3)
+    | st.integers(2, 50).map(lambda k: [1.0] * k),
+)
+def test_the_plain_python_largest_remainder_is_numpys_to_the_instance(n, fractions):
+    """``_counts`` (no numpy, for stl validate) against the numpy formula it stands for."""
+    array = np.array(fractions)
+    want = array / array.sum() * n
+    counts = np.floor(want).astype(int)
+    counts[np.argsort(-(want - counts), kind="stable")[: n - counts.sum()]] += 1
+    assert _counts(n, fractions) == counts.tolist()
 
 
 def test_a_split_without_an_instance_to_train_on_or_score_is_refused():

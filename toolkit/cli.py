@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
-from rich.console import Console
 
-from toolkit.config import Study, default_study_path, load_study, with_engine
 from toolkit.entry import INTERRUPTED, exit_interrupted
 from toolkit.errors import (
     InterruptedAfterLanding,
@@ -23,6 +22,11 @@ from toolkit.errors import (
     landed_run,
     request_interrupt,
 )
+
+if TYPE_CHECKING:  # the study's settings (pydantic) and rich load in the commands that use them
+    from rich.console import Console
+
+    from toolkit.config import Study
 
 PIPED_WIDTH = 200
 """Columns of text written to a file or a pipe when ``COLUMNS`` is not set: wide enough that
@@ -54,13 +58,19 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
-console = Console(stderr=True, width=output_width(sys.stderr))
-"""Progress and messages (stderr); results go to stdout."""
+
+@functools.cache
+def _console() -> Console:
+    """Progress and messages (stderr); results go to stdout. Made when first used, so that
+    rich loads only for a command that writes one (not for ``--help``)."""
+    from rich.console import Console
+
+    return Console(stderr=True, width=output_width(sys.stderr))
 
 
 def _say(text: str) -> None:
     """A message on stderr, as written: no markup, no highlighting, no inserted line breaks."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    _console().print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 StudyArg = Annotated[
@@ -81,6 +91,8 @@ EngineOpt = Annotated[
 
 
 def _load(path: Path | None, engine: str | None = None) -> Study:
+    from toolkit.config import default_study_path, load_study, with_engine
+
     study = load_study(path if path is not None else default_study_path())
     return study if engine is None else with_engine(study, engine)
 
@@ -104,7 +116,7 @@ def _bar(what: str, total: int | None) -> Iterator:
         BarColumn(),
         Count(),
         TimeRemainingColumn(),
-        console=console,
+        console=_console(),
         transient=True,
     ) as bar:
         task = bar.add_task(what, total=total)
@@ -116,7 +128,7 @@ def _progress(stage: str) -> Iterator:
     """A stage of a run: on a terminal, a spinner, and a bar once the stage counts its steps
     (learn's CatBoost fits, evaluate's policies); a line when it is done, on a terminal or
     not."""
-    if console.is_terminal:
+    if _console().is_terminal:
         with _bar(stage, None) as step:
             yield step
     else:
@@ -196,7 +208,7 @@ def validate(
     import dataclasses
     import json
 
-    from toolkit.config import resolve_model
+    from toolkit.config import load_study, resolve_model
     from toolkit.preflight import check
 
     checked = check(load_study(study), out)  # the checks `stl run` makes first, in its order
@@ -301,9 +313,9 @@ def allocate(
     else:
         deployed = BudgetPolicy.from_run(db, run_id, policy_seed)
     mapping = _columns(columns) if columns else deployed.columns
-    with console.status(f"reading {requests} ..."):
+    with _console().status(f"reading {requests} ..."):
         rows = deployed.read(requests, mapping)
-    if rows.num_rows > CHUNK and console.is_terminal:  # a bar over a large batch, erased after
+    if rows.num_rows > CHUNK and _console().is_terminal:  # a bar over a large batch, erased after
         with _bar("deciding", rows.num_rows) as advance:
             decisions = deployed.allocate(rows, budget, seed, progress=advance)
     else:

@@ -694,7 +694,7 @@ class EngineSpec(_Section):
     @field_validator("url")
     @classmethod
     def _known_engine(cls, value: str) -> str:
-        from toolkit.db import parse_engine_url
+        from toolkit.engine_url import parse_engine_url  # not toolkit.db: no DuckDB, ibis
 
         parse_engine_url(value)
         return value

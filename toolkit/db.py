@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from toolkit.engine_url import EngineURL, parse_engine_url  # noqa: F401 (db.EngineURL as before)
 from toolkit.errors import (
     StudyError,
     interrupts_deferred,
@@ -92,33 +93,6 @@ def connect(
             "another run); close it and try again"
         ) from None
     return backend
-
-
-@dataclass(frozen=True)
-class EngineURL:
-    """A parsed engine setting: ``duckdb`` or ``pyspark://MASTER``."""
-
-    kind: str
-    master: str | None = None
-
-    @property
-    def separate(self) -> bool:
-        """Whether the core queries run outside the DuckDB record."""
-        return self.kind != "duckdb"
-
-
-def parse_engine_url(url: str) -> EngineURL:
-    """``duckdb`` (or ``duckdb://``) or ``pyspark://MASTER`` (``pyspark://`` is local[2])."""
-    text = url.strip()
-    if text in ("duckdb", "duckdb://"):
-        return EngineURL("duckdb")
-    if text.startswith("pyspark://") or text == "pyspark":
-        master = text.removeprefix("pyspark").removeprefix("://") or "local[2]"
-        return EngineURL("pyspark", master)
-    raise ValueError(
-        f"unknown engine {url!r}: use 'duckdb' or 'pyspark://MASTER' "
-        "(e.g. pyspark://local[2], pyspark://spark://host:7077)"
-    )
 
 
 def _spark_session(master: str, config: dict[str, str], warehouse: Path):

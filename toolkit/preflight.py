@@ -18,12 +18,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolkit.config import Study
 from toolkit.errors import StudyError
 from toolkit.formatting import size_text
-from toolkit.ingest import ImportedDataset, ingest
 from toolkit.splits import check_split_sizes
+
+if TYPE_CHECKING:
+    from toolkit.ingest import ImportedDataset
 
 # Per-unit costs, fitted to the peak memory (`/usr/bin/time -v`) and database size of whole
 # `stl run`s of the default study at 20,000 and 80,000 instances with 16 or 64 samples, 5 or 7
@@ -121,7 +124,9 @@ def check(study: Study, out_dir: str | Path | None = None, *, learns: bool = Tru
         imported = None
         instances = {spec.name: spec.instances for spec in study.datasets}
         size = SizeEstimate.of(study, sum(instances.values()), learns=learns)
-    else:
+    else:  # DuckDB and Arrow load only for a study that imports data
+        from toolkit.ingest import ingest
+
         imported = ingest(study)
         instances = {data.name: data.instances.num_rows for data in imported}
         samples = sum(data.samples.num_rows for data in imported)

@@ -35,9 +35,12 @@ approximations (DeepSeek API, OpenAI API, a hosted Qwen2.5-7B-Instruct endpoint)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,15 @@ class DatasetPreset:
 
     @property
     def level_proportions(self) -> np.ndarray:
+        import numpy as np  # numpy loads when first needed, not with the study file
+
         counts = np.asarray(self.level_counts, dtype=float)
         return counts / counts.sum()
 
     @property
     def subject_proportions(self) -> np.ndarray:
+        import numpy as np
+
         counts = np.asarray(self.subject_counts, dtype=float)
         return counts / counts.sum()
 
@@ -136,16 +143,24 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
     ),
 }
 
-# Gauss-Hermite nodes for E[f(Z)], Z ~ N(0, 1): exact enough for a smooth sigmoid.
-_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(80)
-_GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
+
+@functools.cache
+def _gauss_hermite() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and normalised weights for E[f(Z)], Z ~ N(0, 1): exact enough for
+    a smooth sigmoid (computed once, when first needed)."""
+    import numpy as np
+
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
+    return nodes, weights / weights.sum()
 
 
 def mean_logistic_normal(mu: float, spread: float) -> float:
     """E[sigmoid(mu + spread * Z)] for Z ~ N(0, 1)."""
+    import numpy as np
     from scipy.special import expit  # scipy loads when first needed, not with the CLI
 
-    return float(np.dot(_GH_WEIGHTS, expit(mu + spread * _GH_NODES)))
+    nodes, weights = _gauss_hermite()
+    return float(np.dot(weights, expit(mu + spread * nodes)))
 
 
 def level_accuracy_targets(
@@ -154,6 +169,7 @@ def level_accuracy_targets(
     """Per-level mean accuracies a_l = sigmoid(alpha - slope * (l - l_mid)) whose
     level-weighted mean is ``overall``; alpha is solved for. ``slope`` defaults to the
     dataset preset's (a model may declare its own)."""
+    import numpy as np
     from scipy.optimize import brentq
     from scipy.special import expit
 
@@ -171,6 +187,7 @@ def level_accuracy_targets(
 
 def level_logit_means(targets: np.ndarray, spread: float) -> np.ndarray:
     """Per level, the logit mean mu_l with E[sigmoid(mu_l + spread * Z)] = target_l."""
+    import numpy as np
     from scipy.optimize import brentq
 
     return np.array(

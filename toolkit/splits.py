@@ -14,13 +14,17 @@ The ``splits`` table holds one row per (fold, instance): its role in that fold.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from toolkit.config import SplitSpec
 from toolkit.errors import StudyError
+
+if TYPE_CHECKING:  # numpy and Arrow load in the functions that deal (not for stl validate)
+    import numpy as np
+    import pyarrow as pa
 
 SPLITS = ("train", "validation", "test")
 _SPLIT_STREAM = 1_000_001
@@ -37,28 +41,48 @@ class Fold:
     test: np.ndarray
 
 
-def _counts(n: int, fractions: np.ndarray) -> np.ndarray:
-    """``n`` cut in ``fractions`` by largest remainder (ties: the earlier part)."""
-    want = fractions / fractions.sum() * n
-    counts = np.floor(want).astype(int)
-    counts[np.argsort(-(want - counts), kind="stable")[: n - counts.sum()]] += 1
+def _counts(n: int, fractions: Sequence[float]) -> list[int]:
+    """``n`` cut in ``fractions`` by largest remainder (ties: the earlier part).
+
+    Plain Python, so that ``check_split_sizes`` (``stl validate``) needs no numpy; the same
+    float operations in the same order as numpy's ``want = fractions / fractions.sum() * n``,
+    floor and stable argsort of the remainders, so the counts are numpy's to the instance
+    (``tests/test_learn.py`` checks it)."""
+    total = 0.0
+    for fraction in fractions:
+        total += fraction
+    want = [fraction / total * n for fraction in fractions]
+    counts = [math.floor(share) for share in want]
+    order = sorted(range(len(want)), key=lambda part: -(want[part] - counts[part]))
+    for part in order[: n - sum(counts)]:
+        counts[part] += 1
     return counts
+
+
+def _fold_counts(n: int, split: SplitSpec) -> list[list[int]]:
+    """``split_counts`` as lists."""
+    if split.folds == 1:
+        return [_counts(n, [split.train, split.validation, split.test])]
+    tests = _counts(n, [1.0] * split.folds)
+    rest = [split.train, split.validation]
+    return [[*_counts(n - test, rest), test] for test in tests]
 
 
 def split_counts(n: int, split: SplitSpec) -> np.ndarray:
     """(train, validation, test) instance counts of each fold (one row per fold) when a
     dataset of ``n`` instances is cut as ``split`` says; what ``assign_splits`` deals."""
-    if split.folds == 1:
-        return _counts(n, np.array([split.train, split.validation, split.test]))[None, :]
-    tests = _counts(n, np.ones(split.folds))
-    rest = np.array([split.train, split.validation])
-    return np.array([[*_counts(n - test, rest), test] for test in tests], dtype=int)
+    import numpy as np
+
+    return np.array(_fold_counts(n, split), dtype=int)
 
 
 def check_split_sizes(instances: dict[str, int], split: SplitSpec) -> None:
     """Every fold has an instance to train on and one to score (summed over the datasets,
     ``instances``: the instance count of each); else a StudyError saying how the cut fell."""
-    counts = sum(split_counts(n, split) for n in instances.values())
+    counts = [[0, 0, 0] for _ in range(split.folds)]  # summed over the datasets
+    for n in instances.values():
+        for fold, row in enumerate(_fold_counts(n, split)):
+            counts[fold] = [total + count for total, count in zip(counts[fold], row, strict=True)]
     for fold, (train, validation, test) in enumerate(counts):
         if train > 0 and test > 0:
             continue
@@ -81,6 +105,9 @@ def assign_splits(instances: pa.Table, split: SplitSpec, seed: int) -> pa.Table:
 
     ``instances``: instance_id and dataset of every instance. With one fold this is the single
     train / validation / test split (fold 0)."""
+    import numpy as np
+    import pyarrow as pa
+
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _SPLIT_STREAM])))
     ids = instances.column("instance_id").to_numpy()
     datasets = instances.column("dataset").to_numpy(zero_copy_only=False)
@@ -112,6 +139,8 @@ def assign_splits(instances: pa.Table, split: SplitSpec, seed: int) -> pa.Table:
 
 def folds_of(splits: pa.Table) -> list[Fold]:
     """The folds of a ``splits`` table (columns fold, instance_id, split), in fold order."""
+    import numpy as np
+
     fold = splits.column("fold").to_numpy()
     ids = splits.column("instance_id").to_numpy()
     role = splits.column("split").to_numpy(zero_copy_only=False)
