@@ -12,7 +12,10 @@ Each stage is also a verb of its own: ``simulate`` and ``ingest`` (Arrow tables)
 """
 
 import importlib
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False
+"""(Not ``typing.TYPE_CHECKING``: importing typing takes long enough at start that a Ctrl-C could
+land in it, before ``toolkit.entry`` has its handlers in; type checkers read this name alike.)"""
 
 _PUBLIC = {
     "Study": "toolkit.config",

@@ -475,7 +475,9 @@ class ActionSpec(_Section):
     ``aggregation``: ``majority`` (majority vote over b samples, ties broken uniformly at
     random), ``pass`` (pass@b: correct if any of the b samples is, an oracle verifier) or
     ``best_of`` (best-of-b: the answer of the highest-scored of the b samples by their
-    ``columns.score``, a reward model or verifier score, ties broken uniformly at random).
+    ``columns.score``, a reward model or verifier score, ties broken uniformly at random) or
+    ``weighted`` (the score-weighted vote: the answer whose samples' scores add up to the most,
+    ``toolkit.scores``).
     ``cost``: the unit of cost and of budgets: ``samples`` (b), ``tokens`` (the prompt's
     tokens, billed once, plus the expected output tokens of b samples) or ``usd`` (the same
     tokens times the model's prices, or the logged dollar cost of b samples).
@@ -486,7 +488,7 @@ class ActionSpec(_Section):
     """
 
     samples: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 2, 4, 8, 16]
-    aggregation: Literal["majority", "pass", "best_of"] = "majority"
+    aggregation: Literal["majority", "pass", "best_of", "weighted"] = "majority"
     cost: Literal["samples", "tokens", "usd"] = "samples"
     prompt: Literal["once", "per_sample"] = "once"
     fixed_cost: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
@@ -791,20 +793,23 @@ class Study(_Section):
 
     @model_validator(mode="after")
     def _scored_for_best_of(self) -> Study:
-        """Best-of-b ranks a log's samples by their score: every dataset must carry one."""
-        if self.actions.aggregation != "best_of":
+        """Best-of-b and the weighted vote read a log's samples' scores: every dataset must
+        carry them."""
+        aggregation = self.actions.aggregation
+        if aggregation not in ("best_of", "weighted"):
             return self
         for index, spec in enumerate(self.datasets):
             if spec.source != "samples" or spec.columns.score is None:
                 what = "simulated" if spec.source == "simulate" else f"a {spec.source} log"
                 raise ValueError(
-                    f'actions.aggregation: "best_of" ranks samples by a score, and '
+                    f'actions.aggregation: "{aggregation}" reads the samples\' scores, and '
                     f"datasets[{index}] ({what}) has none: it needs source = 'samples' with "
                     "columns.score"
                 )
         if self.probe.samples:
             raise ValueError(
-                'probe.samples: a probe is priced for majority votes and pass@b, not "best_of"'
+                "probe.samples: a probe is priced for majority votes and pass@b, "
+                f'not "{aggregation}"'
             )
         return self
 

@@ -63,6 +63,7 @@ def half_outcomes(study: Study, samples: pa.Table, prompt_tokens: pa.Table) -> p
     either half of the samples, null where a half holds fewer samples than the action's b;
     None when no model has two samples of an instance."""
     from toolkit.outcomes import answer_profiles, estimate_outcomes, score_levels
+    from toolkit.scores import scored_samples
 
     if samples.num_rows == 0:
         return None
@@ -73,11 +74,15 @@ def half_outcomes(study: Study, samples: pa.Table, prompt_tokens: pa.Table) -> p
     for half in parts:
         con = ibis.duckdb.connect()
         profiles = con.to_pyarrow(answer_profiles(ibis.memtable(half)))
-        levels = None
+        levels = scored = None
         if study.actions.aggregation == "best_of":
             levels = con.to_pyarrow(score_levels(ibis.memtable(half)))
+        if study.actions.aggregation == "weighted":
+            scored = con.to_pyarrow(scored_samples(ibis.memtable(half)))
         with np.errstate(divide="ignore", invalid="ignore"):  # b > n: nulled below
-            outcomes = estimate_outcomes(study, profiles, prompt_tokens, levels=levels)
+            outcomes = estimate_outcomes(
+                study, profiles, prompt_tokens, levels=levels, scored=scored
+            )
         halves.append((outcomes, profiles))
     (a, profiles_a), (b, profiles_b) = halves
     if a.num_rows == 0 or a.num_rows != b.num_rows:

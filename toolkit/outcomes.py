@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 from scipy.special import comb, gammaln
 
 from toolkit.config import Study, resolve_model
+from toolkit.scores import instance_matrices, weighted_vote_accuracy
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,12 +368,15 @@ def estimate_outcomes(
     prompt_tokens: pa.Table,
     truth: pa.Table | None = None,
     levels: pa.Table | None = None,
+    scored: pa.Table | None = None,
 ) -> pa.Table:
-    """The outcomes table (instance_id, action_id, acc, cost, known_cost, acc_true).
+    """The outcomes table (instance_id, action_id, acc, cost, known_cost, acc_true, samples,
+    acc_se) of the static actions.
 
     profiles: ``answer_profiles`` executed; prompt_tokens: (instance_id, prompt_tokens);
     truth: simulation's (instance_id, model, p_correct, p_wrong), or None for real data;
-    levels: ``score_levels`` executed (needed for best-of-b).
+    levels: ``score_levels`` executed (needed for best-of-b); scored:
+    ``toolkit.scores.scored_samples`` executed (needed for the score-weighted vote).
     """
     actions = action_table(study)
     aggregation = study.actions.aggregation
@@ -405,6 +409,12 @@ def estimate_outcomes(
             if levels is None:
                 raise ValueError("best-of-b needs the samples' score levels")
             model_levels = levels.filter(pa.compute.equal(levels.column("model"), spec.name))
+        if aggregation == "weighted":
+            if scored is None:
+                raise ValueError("a score-weighted vote needs the samples' scores")
+            scored_ids, *matrices = instance_matrices(scored, spec.name)
+            if not np.array_equal(scored_ids, instance_ids):
+                raise ValueError(f"scored samples of model {spec.name!r} miss instances")
         part = _ModelOutcomes(instance_ids)
         static = pa.compute.equal(actions.column("menu"), "static")
         mine = pa.compute.and_(pa.compute.equal(actions.column("model"), spec.name), static)
@@ -424,6 +434,12 @@ def estimate_outcomes(
                 if not np.array_equal(level_ids, instance_ids):
                     raise ValueError(f"score levels of model {spec.name!r} miss instances")
                 acc_true = None
+            elif aggregation == "weighted":  # real logs only: no truth
+                seed = [study.study.seed, row["action_id"]]
+                acc, acc_se = weighted_vote_accuracy(
+                    *matrices, b, orders=study.estimation.orders, seed=seed
+                )
+                acc_true = None
             else:
                 acc = pass_at_b(n, n_correct, b)
                 acc_true = 1.0 - (1.0 - model_truth[0]) ** b if model_truth is not None else None
@@ -434,6 +450,7 @@ def estimate_outcomes(
             part.known_cost.append(known)
             part.acc_true.append(None if acc_true is None else np.clip(acc_true, 0.0, 1.0))
             part.samples.append(np.full(len(instance_ids), float(b)))
+            part.acc_se.append(acc_se if aggregation == "weighted" else None)
         parts.append(part)
     return _outcome_table(parts)
 
@@ -449,6 +466,7 @@ class _ModelOutcomes:
     known_cost: list[np.ndarray] = field(default_factory=list)
     acc_true: list[np.ndarray | None] = field(default_factory=list)
     samples: list[np.ndarray] = field(default_factory=list)
+    acc_se: list[np.ndarray | None] = field(default_factory=list)
 
 
 def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
@@ -459,6 +477,11 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
     columns are interleaved directly, with no sort and no second copy of the table. Otherwise
     the parts are concatenated and sorted."""
     truths = [t is None for part in parts for t in part.acc_true]
+    estimated = any(se is not None for part in parts for se in part.acc_se)
+    for part in parts:  # a Monte Carlo's standard error, NaN where exact (nulled below)
+        part.acc_se = [
+            np.full(len(part.instance_ids), np.nan) if se is None else se for se in part.acc_se
+        ]
     if (
         parts
         and all(np.array_equal(parts[0].instance_ids, p.instance_ids) for p in parts[1:])
@@ -490,18 +513,22 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
             if all(truths)
             else interleave("acc_true"),
             "samples": interleave("samples"),
+            "acc_se": _nan_as_null(interleave("acc_se"))
+            if estimated
+            else pa.nulls(len(ids) * k, pa.float64()),
         }
         return pa.table(columns)
     tables = []
     for part in parts:
         rows = len(part.instance_ids)
-        for action_id, acc, cost, known, acc_true, samples in zip(
+        for action_id, acc, cost, known, acc_true, samples, acc_se in zip(
             part.action_ids,
             part.acc,
             part.cost,
             part.known_cost,
             part.acc_true,
             part.samples,
+            part.acc_se,
             strict=True,
         ):
             tables.append(
@@ -516,11 +543,16 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
                         if acc_true is None
                         else pa.array(acc_true),
                         "samples": samples,
+                        "acc_se": _nan_as_null(acc_se),
                     }
                 )
             )
     order = [("instance_id", "ascending"), ("action_id", "ascending")]
     return pa.concat_tables(tables).sort_by(order)
+
+
+def _nan_as_null(values: np.ndarray) -> pa.Array:
+    return pa.array(values, pa.float64(), from_pandas=True)  # NaN -> null
 
 
 class Prompts:

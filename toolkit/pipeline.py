@@ -38,6 +38,7 @@ from toolkit.probe import probe_outcomes
 from toolkit.progress import Step
 from toolkit.report import write_report
 from toolkit.rules import adaptive_outcomes
+from toolkit.scores import scored_samples
 from toolkit.simulate import simulate
 from toolkit.solve import solve_budgets, write_allocations
 
@@ -187,10 +188,12 @@ def write_outcomes(
                 .select("instance_id", "model", "p_correct", "p_wrong")
             )
         actions = action_table(study)
-        levels = None
+        levels = scored = None
         if study.actions.aggregation == "best_of":
             levels = backend.to_pyarrow(score_levels(samples))
-        outcomes = estimate_outcomes(study, profiles, prompts, truth, levels)
+        if study.actions.aggregation == "weighted":
+            scored = backend.to_pyarrow(scored_samples(samples))
+        outcomes = estimate_outcomes(study, profiles, prompts, truth, levels, scored)
         if not simulated:  # the oracle's noise, measured on disjoint halves (toolkit.noise)
             outcomes = _with_halves(outcomes, study, backend.to_pyarrow(samples), prompts)
         if logged:
