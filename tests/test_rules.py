@@ -15,6 +15,7 @@ from toolkit.rules import (
     rule_outcomes,
     rule_outcomes_iid,
     rule_outcomes_mc,
+    rule_parts,
     stop_counts,
 )
 
@@ -265,3 +266,92 @@ def _savings_sql() -> str:
     from toolkit.resources import sql_text
 
     return sql_text("analyses/adaptive_savings.sql").strip().rstrip(";")
+
+
+def brute_force_unsure(rule: Rule, sizes: list[int], correct: list[bool]) -> tuple[float, float]:
+    """(P(the cap reached without the criterion), P(that and the majority correct)), every
+    order enumerated."""
+    labels = [g for g, size in enumerate(sizes) for _ in range(size)]
+    unsure, right, count = Fraction(0), Fraction(0), 0
+    for order in permutations(labels):
+        count += 1
+        acc, used = run_one(rule, order, correct)
+        prefix = order[:used]
+        counts = [prefix.count(g) for g in set(prefix)]
+        if rule.kind == "esc":
+            criterion = len(set(prefix[-rule.window :])) == 1
+        elif rule.kind == "until_verified":
+            criterion = bool(correct[prefix[-1]])
+        else:
+            criterion = rule.stops(tuple(sorted(counts, reverse=True)))
+        if not criterion:
+            unsure += 1
+            right += acc
+    return float(unsure / count), float(right / count)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.label)
+def test_the_unsure_share_matches_every_order(rule: Rule) -> None:
+    """What a cascade escalates on: the rule ending at its cap without its criterion."""
+    for sizes, correct in PROFILES[:5]:
+        if sum(sizes) < rule.cap:
+            continue
+        want_unsure, want_right = brute_force_unsure(rule, sizes, correct)
+        c, w = _split(sizes, correct)
+        parts = rule_parts(rule, c, w, np.array([sum(sizes)]))
+        assert parts[2, 0] == pytest.approx(want_unsure, abs=1e-12), (sizes, correct)
+        assert parts[3, 0] == pytest.approx(want_right, abs=1e-12), (sizes, correct)
+
+
+CASCADE_PROFILES = [
+    (([2, 1, 1], [True, False, False]), ([3, 1], [False, True])),
+    (([1, 1, 1, 1], [False, False, True, False]), ([4], [True])),
+    (([2, 2], [False, False]), ([2, 1, 1], [False, True, False])),
+]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        Rule("first_agree", cap=3, k=2),
+        Rule("esc", cap=4, window=2),
+        Rule("adaptive_consistency", cap=4, threshold=0.8),
+        Rule("until_verified", cap=2),
+    ],
+    ids=lambda r: r.label,
+)
+def test_a_cascade_matches_every_pair_of_orders(rule: Rule) -> None:
+    """Model A runs the rule; where it ends unsure, model B runs it on its own samples and
+    answers: every order of A's samples times every order of B's, enumerated."""
+    from toolkit.adaptive import cascade_outcome
+
+    for (sizes_a, correct_a), (sizes_b, correct_b) in CASCADE_PROFILES:
+        labels_a = [g for g, n in enumerate(sizes_a) for _ in range(n)]
+        labels_b = [g for g, n in enumerate(sizes_b) for _ in range(n)]
+        total_acc, total_used, count = Fraction(0), Fraction(0), 0
+        for order_a in permutations(labels_a):
+            acc_a, used_a = run_one(rule, order_a, correct_a)
+            unsure = not _criterion(rule, order_a[:used_a], correct_a)
+            for order_b in permutations(labels_b):
+                acc_b, used_b = run_one(rule, order_b, correct_b)
+                total_acc += acc_b if unsure else acc_a
+                total_used += used_a + (used_b if unsure else 0)
+                count += 1
+        parts = []
+        for sizes, correct in ((sizes_a, correct_a), (sizes_b, correct_b)):
+            c, w = _split(sizes, correct)
+            parts.append(rule_parts(rule, c, w, np.array([sum(sizes)])))
+        acc, samples, reached = cascade_outcome(parts)
+        assert acc[0] == pytest.approx(float(total_acc / count), abs=1e-12)
+        assert samples[0] == pytest.approx(float(total_used / count), abs=1e-12)
+        assert reached[0][0] == 1.0
+
+
+def _criterion(rule: Rule, prefix: tuple[int, ...], correct: list[bool]) -> bool:
+    """Whether the rule stopped on its criterion (not only at its cap)."""
+    if rule.kind == "esc":
+        return len(prefix) % rule.window == 0 and len(set(prefix[-rule.window :])) == 1
+    if rule.kind == "until_verified":
+        return bool(correct[prefix[-1]])
+    counts = [prefix.count(g) for g in set(prefix)]
+    return rule.stops(tuple(sorted(counts, reverse=True)))

@@ -469,6 +469,35 @@ class RuleSpec(_Section):
         return [Rule("until_verified", self.cap)]
 
 
+class CascadeSpec(RuleSpec):
+    """``[[actions.cascades]]``: ask models in turn, each with the stopping rule; when the rule
+    ends unsure on one (its cap reached without its criterion: no agreement within the cap,
+    nothing verified) the next model runs it on its own samples; the last one's answer
+    stands (``toolkit.adaptive``). One action per parameter value, named
+    ``mixtral-8x7b>gpt-4@agree(k=2,b<=4)``::
+
+        [[actions.cascades]]
+        models = ["mixtral-8x7b", "gpt-4"]   # the cheap model first
+        rule = "until_verified"
+        cap = 1
+
+    ``models``: two or more, distinct, in the order asked. The rule's fields are
+    ``[[actions.rules]]``'s; the cascade's rule must be exact (cap at most 20, any cap for
+    ``until_verified``)."""
+
+    models: Annotated[list[Name], Field(min_length=2)]  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _chain(self) -> CascadeSpec:
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models: a cascade asks each model once, got {self.models}")
+        if self.rule != "until_verified" and self.cap > 20:
+            raise ValueError(
+                f"cap: a cascade's rule is estimated exactly, up to a cap of 20 (got {self.cap})"
+            )
+        return self
+
+
 class ActionSpec(_Section):
     """``[actions]``: the action set is every model times every sample count ``b``.
 
@@ -494,12 +523,14 @@ class ActionSpec(_Section):
     fixed_cost: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
     rules: list[RuleSpec] = []
     """Adaptive actions: stopping rules (``RuleSpec``), besides the static b samples."""
+    cascades: list[CascadeSpec] = []
+    """Adaptive actions across models (``CascadeSpec``)."""
 
     @model_validator(mode="after")
     def _distinct(self) -> ActionSpec:
         if len(set(self.samples)) != len(self.samples):
             raise ValueError(f"samples has repeated values: {self.samples}")
-        for index, spec in enumerate(self.rules):
+        for index, spec in enumerate([*self.rules, *self.cascades]):
             voting = spec.rule != "until_verified"
             if voting and self.aggregation != "majority":
                 raise ValueError(
@@ -754,23 +785,28 @@ class Study(_Section):
             )
         names = {model.name for model in self.models}
         logged = [i for i, d in enumerate(self.datasets) if d.source == "outcomes"]
-        if self.actions.rules and logged:
+        if (self.actions.rules or self.actions.cascades) and logged:
             raise ValueError(
                 f"actions.rules: a stopping rule runs over stored samples, and datasets"
                 f"[{logged[0]}] logs outcomes only (source = 'outcomes')"
             )
-        for index, rule in enumerate(self.actions.rules):
+        for field, specs in (("rules", self.actions.rules), ("cascades", self.actions.cascades)):
+            self._rules_fit(field, specs, stored, names)
+        return self
+
+    @staticmethod
+    def _rules_fit(field: str, specs: list, stored: int, names: set[str]) -> None:
+        for index, rule in enumerate(specs):
             if rule.cap > stored:
                 raise ValueError(
-                    f"actions.rules[{index}].cap: {rule.cap} exceeds "
+                    f"actions.{field}[{index}].cap: {rule.cap} exceeds "
                     f"estimation.samples_per_instance = {stored}"
                 )
             for model in rule.models or []:
                 if model not in names:
                     raise ValueError(
-                        f"actions.rules[{index}].models: {model!r} is not a declared model"
+                        f"actions.{field}[{index}].models: {model!r} is not a declared model"
                     )
-        return self
 
     @model_validator(mode="after")
     def _budgets_feasible(self) -> Study:

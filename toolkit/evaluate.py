@@ -704,10 +704,11 @@ def evaluate(
 
 
 def rule_families(study: Study) -> tuple[str, ...]:
-    """The study's stopping-rule families, in declaration order (``esc``, ``ac``, ...)."""
+    """The study's stopping-rule families, in action order (``esc``, ``ac``, ..., ``cascade``)."""
+    from toolkit.outcomes import action_table
     from toolkit.policies import rule_family
 
-    labels = [rule.label for spec in study.actions.rules for rule in spec.expand()]
+    labels = action_table(study).column("rule").to_pylist()
     return tuple(dict.fromkeys(f for f in map(rule_family, labels) if f))
 
 

@@ -293,16 +293,12 @@ def action_table(study: Study) -> pa.Table:
         for family in study.actions.rules:
             if family.models is None or spec.name in family.models:
                 for rule in family.expand():
-                    rows.append(
-                        (
-                            f"{spec.name}@{rule.label}",
-                            spec.name,
-                            rule.cap,
-                            "adaptive",
-                            0,
-                            rule.label,
-                        )
-                    )
+                    name = f"{spec.name}@{rule.label}"
+                    rows.append((name, spec.name, rule.cap, "adaptive", 0, rule.label))
+    for cascade in study.actions.cascades:
+        for rule in cascade.expand():
+            name, label = cascade_name(cascade.models, rule), f"cascade({rule.label})"
+            rows.append((name, cascade.models[0], rule.cap, "adaptive", 0, label))
     return pa.table(
         {
             "action_id": pa.array(range(len(rows)), pa.int32()),
@@ -315,6 +311,11 @@ def action_table(study: Study) -> pa.Table:
             "rule": pa.array([row[5] for row in rows], pa.string()),
         }
     )
+
+
+def cascade_name(models: list[str], rule) -> str:
+    """A cascade's action name: its models joined by ``>``, then ``@`` and the rule."""
+    return f"{'>'.join(models)}@{rule.label}"
 
 
 def _list_matrix(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:

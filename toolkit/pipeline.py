@@ -21,6 +21,7 @@ import ibis
 import pyarrow as pa
 
 from toolkit import bi, db
+from toolkit.adaptive import adaptive_outcomes
 from toolkit.config import Study
 from toolkit.errors import (
     InterruptedAfterLanding,
@@ -37,7 +38,6 @@ from toolkit.preflight import Checked, check
 from toolkit.probe import probe_outcomes
 from toolkit.progress import Step
 from toolkit.report import write_report
-from toolkit.rules import adaptive_outcomes
 from toolkit.scores import scored_samples
 from toolkit.simulate import simulate
 from toolkit.solve import solve_budgets, write_allocations
@@ -198,7 +198,7 @@ def write_outcomes(
             outcomes = _with_halves(outcomes, study, backend.to_pyarrow(samples), prompts)
         if logged:
             outcomes = _with_logged(outcomes, actions, logged)
-        if study.actions.rules:  # the stopping rules' actions (toolkit.rules)
+        if study.actions.rules or study.actions.cascades:  # adaptive (toolkit.adaptive)
             outcomes = pa.concat_tables(
                 [outcomes, adaptive_outcomes(study, profiles, prompts, truth)],
                 promote_options="default",

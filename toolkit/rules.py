@@ -47,8 +47,6 @@ from functools import cache
 from typing import Literal
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from scipy.special import betainc
 
 RuleKind = Literal["esc", "adaptive_consistency", "first_agree", "until_verified"]
@@ -133,15 +131,26 @@ def _lowered(parts: tuple[int, ...], u: int) -> tuple[int, ...]:
     return tuple(sorted(out, reverse=True))
 
 
-@cache
 def stop_counts(rule: Rule) -> dict[tuple[int, ...], float]:
     """``N(lambda)``: per partition the rule stops at, the number of label sequences with one
     particular count vector of that partition after which it stops (see the module docstring).
     Exact integers (held as floats: they stay far below 2**53 at the exact caps)."""
+    return _counts(rule)[0]
+
+
+def unsure_counts(rule: Rule) -> dict[tuple[int, ...], float]:
+    """The part of ``stop_counts`` that reached the cap without the rule's criterion holding
+    (no agreement within the cap): where a cascade escalates to its next model."""
+    return _counts(rule)[1]
+
+
+@cache
+def _counts(rule: Rule) -> tuple[dict[tuple[int, ...], float], dict[tuple[int, ...], float]]:
     if rule.kind == "esc":
         return _esc_counts(rule.window, rule.cap)
     reach: dict[tuple[int, ...], int] = {(): 1}
     stopped: dict[tuple[int, ...], float] = {}
+    unsure: dict[tuple[int, ...], float] = {}
     for parts in partitions(rule.cap)[1:]:
         total = 0
         for u in set(parts):
@@ -151,9 +160,11 @@ def stop_counts(rule: Rule) -> dict[tuple[int, ...], float]:
         if total == 0:
             continue
         reach[parts] = total
-        if rule.stops(parts) or sum(parts) == rule.cap:
+        if rule.stops(parts):
             stopped[parts] = float(total)
-    return stopped
+        elif sum(parts) == rule.cap:
+            stopped[parts] = unsure[parts] = float(total)
+    return stopped, unsure
 
 
 def _windows(parts: tuple[int, ...], w: int):
@@ -176,12 +187,15 @@ def _windows(parts: tuple[int, ...], w: int):
         yield rest, sum(1 for x in d if x), orderings
 
 
-def _esc_counts(w: int, cap: int) -> dict[tuple[int, ...], float]:
+def _esc_counts(
+    w: int, cap: int
+) -> tuple[dict[tuple[int, ...], float], dict[tuple[int, ...], float]]:
     """ESC: the count vector is looked at after each window; a sequence continues while no
     window was unanimous. ``cont(y) = sum over non-unanimous windows d of cont(y - d) *
     orderings(d)``; it stops at y after a unanimous last window (one ordering) or at the cap."""
     cont: dict[tuple[int, ...], int] = {(): 1}
     stopped: dict[tuple[int, ...], float] = {}
+    unsure: dict[tuple[int, ...], float] = {}
     for parts in partitions(cap)[1:]:
         t = sum(parts)
         if t % w:
@@ -196,11 +210,13 @@ def _esc_counts(w: int, cap: int) -> dict[tuple[int, ...], float]:
                 go += cont[rest] * orderings
         if t == cap:
             stop += go
+            if go:
+                unsure[parts] = float(go)
         elif go:
             cont[parts] = go
         if stop:
             stopped[parts] = float(stop)
-    return stopped
+    return stopped, unsure
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,13 +272,15 @@ def _powers(p: np.ndarray, cap: int) -> np.ndarray:
 
 def _from_weights(
     rule: Rule, correct: np.ndarray, wrong: np.ndarray, norm: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(acc, expected samples) from per-group weights ``correct`` (P, Gc, cap+1) and
-    ``wrong`` (P, Gw, cap+1) and the normaliser ``norm`` (P, cap+1) of a sequence of t draws."""
+) -> np.ndarray:
+    """(4, P): acc, expected samples, P(unsure: the cap reached without the criterion) and
+    P(unsure and correct), from per-group weights ``correct`` (P, Gc, cap+1) and ``wrong``
+    (P, Gw, cap+1) and the normaliser ``norm`` (P, cap+1) of a sequence of t draws."""
     lattice = _lattice(rule.cap)
-    counts = stop_counts(rule)
+    counts, unsure = stop_counts(rule), unsure_counts(rule)
     stop_parts = list(counts)
     n_stop = np.array([counts[p] for p in stop_parts])
+    n_unsure = np.array([unsure.get(p, 0.0) for p in stop_parts])
     totals = np.array([sum(p) for p in stop_parts])
     largest = np.array([p[0] for p in stop_parts])
     ties = np.array([p.count(p[0]) for p in stop_parts])
@@ -274,19 +292,22 @@ def _from_weights(
     for j in range(wrong.shape[1]):
         base = _assign(base, wrong[:, j], lattice)
     with np.errstate(divide="ignore", invalid="ignore"):  # n < t: NaN, masked by the caller
-        scale = n_stop[:, None] / norm[:, totals].T  # (L, P)
-    scale = np.nan_to_num(scale, nan=0.0, posinf=0.0)
-    acc = np.zeros(n_profiles)
+        per_sequence = np.nan_to_num(1.0 / norm[:, totals].T, nan=0.0, posinf=0.0)  # (L, P)
+    scale, scale_unsure = n_stop[:, None] * per_sequence, n_unsure[:, None] * per_sequence
+    acc, acc_unsure = np.zeros(n_profiles), np.zeros(n_profiles)
     everything = base
     for j in range(correct.shape[1]):
         without_j = base
         for other in range(correct.shape[1]):
             if other != j:
                 without_j = _assign(without_j, correct[:, other], lattice)
-        acc += np.sum(scale / ties[:, None] * correct[:, j, largest].T * without_j[rest], axis=0)
+        majority = correct[:, j, largest].T * without_j[rest] / ties[:, None]
+        acc += np.sum(scale * majority, axis=0)
+        acc_unsure += np.sum(scale_unsure * majority, axis=0)
         everything = _assign(everything, correct[:, j], lattice)
-    samples = np.sum(scale * totals[:, None] * everything[where], axis=0)
-    return acc, samples
+    at = everything[where]
+    samples = np.sum(scale * totals[:, None] * at, axis=0)
+    return np.stack([acc, samples, np.sum(scale_unsure * at, axis=0), acc_unsure])
 
 
 def _lowered_all(parts: tuple[int, ...]) -> tuple[int, ...]:
@@ -302,7 +323,16 @@ def rule_outcomes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(acc, expected samples drawn) of a rule on each profile, exactly, over the random orders
     of its n stored samples. correct_groups / wrong_groups: (P, G) sizes of the groups of equal
-    correct / wrong answers, zero-padded. NaN where a profile has fewer than ``cap`` samples.
+    correct / wrong answers, zero-padded. NaN where a profile has fewer than ``cap`` samples."""
+    parts = rule_parts(rule, correct_groups, wrong_groups, n)
+    return parts[0], parts[1]
+
+
+def rule_parts(
+    rule: Rule, correct_groups: np.ndarray, wrong_groups: np.ndarray, n: np.ndarray
+) -> np.ndarray:
+    """(4, P): per profile the rule's accuracy, expected samples, P(unsure: it reached its cap
+    without its criterion) and P(unsure and the majority correct); see ``rule_outcomes``.
 
     Profiles go through the program in blocks of ``_BLOCK`` (its state then stays in cache:
     about 5x faster than one pass at 9,000 profiles); each block's arithmetic is the same
@@ -311,21 +341,21 @@ def rule_outcomes(
     correct_groups = np.asarray(correct_groups, dtype=np.float64)
     wrong_groups = np.asarray(wrong_groups, dtype=np.float64)
     if rule.kind == "until_verified":
-        return _until_verified(rule.cap, correct_groups.sum(axis=1), n)
-    if rule.cap > EXACT_MAX_CAP:
-        raise ValueError(f"cap {rule.cap} is above the exact method's {EXACT_MAX_CAP}")
-    cap = rule.cap
-    acc, samples = np.zeros(len(n)), np.zeros(len(n))
-    for i in range(0, len(n), _BLOCK):
-        rows = slice(i, i + _BLOCK)
-        acc[rows], samples[rows] = _from_weights(
-            rule,
-            _falling(correct_groups[rows], cap),
-            _falling(wrong_groups[rows], cap),
-            _falling(n[rows], cap),
-        )
-    short = n < cap
-    return np.where(short, np.nan, acc), np.where(short, np.nan, samples)
+        out = _until_verified(rule.cap, correct_groups.sum(axis=1), n)
+    else:
+        if rule.cap > EXACT_MAX_CAP:
+            raise ValueError(f"cap {rule.cap} is above the exact method's {EXACT_MAX_CAP}")
+        cap = rule.cap
+        out = np.zeros((4, len(n)))
+        for i in range(0, len(n), _BLOCK):
+            rows = slice(i, i + _BLOCK)
+            out[:, rows] = _from_weights(
+                rule,
+                _falling(correct_groups[rows], cap),
+                _falling(wrong_groups[rows], cap),
+                _falling(n[rows], cap),
+            )
+    return np.where(n < rule.cap, np.nan, out)
 
 
 _BLOCK = 256
@@ -336,25 +366,31 @@ def rule_outcomes_iid(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(acc, expected samples) under i.i.d. draws: one correct answer with probability
     p_correct[i], wrong answers with probabilities p_wrong[i, :]."""
+    parts = rule_parts_iid(rule, p_correct, p_wrong)
+    return parts[0], parts[1]
+
+
+def rule_parts_iid(rule: Rule, p_correct: np.ndarray, p_wrong: np.ndarray) -> np.ndarray:
+    """``rule_parts`` under i.i.d. draws (the simulation's truth)."""
     if rule.kind == "until_verified":
         miss = 1.0 - p_correct
         samples = sum(miss**t for t in range(rule.cap))
-        return 1.0 - miss**rule.cap, samples
-    cap, acc, samples = rule.cap, np.zeros(len(p_correct)), np.zeros(len(p_correct))
+        return np.stack([1.0 - miss**rule.cap, samples, miss**rule.cap, 0.0 * miss])
+    cap, out = rule.cap, np.zeros((4, len(p_correct)))
     for i in range(0, len(p_correct), _BLOCK):
         rows = slice(i, i + _BLOCK)
-        acc[rows], samples[rows] = _from_weights(
+        out[:, rows] = _from_weights(
             rule,
             _powers(p_correct[rows, None], cap),
             _powers(p_wrong[rows], cap),
             np.ones((len(p_correct[rows]), cap + 1)),
         )
-    return acc, samples
+    return out
 
 
-def _until_verified(cap: int, n_correct: np.ndarray, n: np.ndarray):
-    """pass@cap, and E[min(T, cap)] = sum_{t < cap} P(the first t are all wrong) with
-    P = C(n - c, t) / C(n, t)."""
+def _until_verified(cap: int, n_correct: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """pass@cap, E[min(T, cap)] = sum_{t < cap} P(the first t are all wrong) with
+    P = C(n - c, t) / C(n, t), P(none verified) and 0 (unsure is never right)."""
     wrong = n - n_correct
     none_yet = np.ones(len(n))
     samples = np.zeros(len(n))
@@ -362,8 +398,7 @@ def _until_verified(cap: int, n_correct: np.ndarray, n: np.ndarray):
         samples += none_yet
         with np.errstate(invalid="ignore", divide="ignore"):
             none_yet = none_yet * np.maximum(wrong - t, 0) / (n - t)
-    short = n < cap
-    return np.where(short, np.nan, 1.0 - none_yet), np.where(short, np.nan, samples)
+    return np.stack([1.0 - none_yet, samples, none_yet, np.zeros(len(n))])
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,120 +492,16 @@ def simulate_orders(
     return (winner < n_correct_cols).astype(float), used.astype(float)
 
 
-# --------------------------------------------------------------------------------------------
-# The adaptive actions' outcome rows
-# --------------------------------------------------------------------------------------------
-_MC_CELLS = 20_000_000
-"""Monte Carlo block size: profiles x orders x samples held at once."""
-_MC_STREAM = 0x5275_6C65
-"""SeedSequence key of the Monte Carlo orders (with the study's seed, the action and block)."""
-
-
-def adaptive_outcomes(
-    study, profiles: pa.Table, prompt_tokens: pa.Table, truth: pa.Table | None = None
-) -> pa.Table:
-    """The outcome rows of the adaptive actions (``actions.menu = 'adaptive'``): per instance
-    the rule's expected accuracy and the cost of its expected samples (``action_cost`` with an
-    expected b: the output tokens are the model's mean per sample, times the samples drawn),
-    known_cost that of the fewest samples it can stop at, acc_true under the simulation's
-    truth; exact, or Monte Carlo with standard errors above ``EXACT_MAX_CAP``.
-
-    profiles: ``answer_profiles`` executed; truth: the simulation's (instance_id, model,
-    p_correct, p_wrong) or None."""
-    from toolkit.config import resolve_model
-    from toolkit.outcomes import Prompts, Usage, _pad, _profile_keys, action_cost, action_table
-
-    actions = action_table(study)
-    adaptive = actions.filter(pc.equal(actions.column("menu"), "adaptive")).to_pylist()
-    rules = {rule.label: rule for family in study.actions.rules for rule in family.expand()}
-    prompts = Prompts(prompt_tokens)
-    parts = []
-    for spec in study.models:
-        mine_actions = [row for row in adaptive if row["model"] == spec.name]
-        mine = profiles.filter(pc.equal(profiles.column("model"), spec.name))
-        if not mine_actions or mine.num_rows == 0:
-            continue
-        mine = mine.sort_by("instance_id")
-        ids = mine.column("instance_id").to_numpy()
-        usage = Usage.of(mine, ids, prompts)
-        distinct_n, correct, wrong, inverse = _profile_keys(mine)
-        correct, wrong = _pad(correct), _pad(wrong)
-        model_truth = _model_truth(truth, spec.name)
-        model = resolve_model(spec)
-        for row in mine_actions:
-            rule = rules[row["rule"]]
-            acc, used, acc_se, used_se = _estimate(rule, correct, wrong, distinct_n, study, row)
-            acc, used = acc[inverse], used[inverse]
-            cost, _ = action_cost(study.actions, used, usage, model)
-            _, known = action_cost(study.actions, rule.least, usage, model)
-            cost_se = None
-            if used_se is not None:
-                above, _ = action_cost(study.actions, used + used_se[inverse], usage, model)
-                cost_se, acc_se = above - cost, acc_se[inverse]
-            acc_true = None
-            if model_truth is not None:
-                acc_true = np.clip(rule_outcomes_iid(rule, *model_truth)[0], 0.0, 1.0)
-            parts.append(
-                pa.table(
-                    {
-                        "instance_id": pa.array(ids, pa.int64()),
-                        "action_id": pa.array(np.full(len(ids), row["action_id"]), pa.int32()),
-                        "acc": np.clip(acc, 0.0, 1.0),
-                        "cost": cost,
-                        "known_cost": known,
-                        "acc_true": _nullable(acc_true, len(ids)),
-                        "samples": used,
-                        "acc_se": _nullable(acc_se, len(ids)),
-                        "cost_se": _nullable(cost_se, len(ids)),
-                    }
-                )
-            )
-    return pa.concat_tables(parts)
-
-
-def _nullable(values: np.ndarray | None, n: int) -> pa.Array:
-    return pa.nulls(n, pa.float64()) if values is None else pa.array(values, pa.float64())
-
-
-def _model_truth(truth: pa.Table | None, model: str):
-    if truth is None:
-        return None
-    mine = truth.filter(pc.equal(truth.column("model"), model)).sort_by("instance_id")
-    p_wrong = mine.column("p_wrong").combine_chunks()
-    return (
-        mine.column("p_correct").to_numpy(),
-        p_wrong.flatten().to_numpy().reshape(mine.num_rows, -1),
-    )
-
-
-def _estimate(rule: Rule, correct, wrong, n, study, row):
-    """(acc, samples, acc_se, samples_se) per distinct profile: exact (standard errors None),
-    or the seeded Monte Carlo above the exact caps, in blocks."""
-    if rule.kind == "until_verified" or rule.cap <= EXACT_MAX_CAP:
-        acc, used = rule_outcomes(rule, correct, wrong, n)
-        return acc, used, None, None
-    orders = study.estimation.orders
-    block = max(1, _MC_CELLS // (orders * max(int(n.max()), 1)))
-    out: list[list[np.ndarray]] = [[], [], [], []]
-    for i in range(0, len(n), block):
-        rows = slice(i, i + block)
-        seed = [study.study.seed, _MC_STREAM, row["action_id"], i]
-        values = rule_outcomes_mc(
-            rule, correct[rows], wrong[rows], n[rows], orders=orders, seed=seed
-        )
-        for column, value in zip(out, values, strict=True):
-            column.append(value)
-    return tuple(np.concatenate(column) for column in out)
-
-
 __all__ = [
-    "adaptive_outcomes",
     "EXACT_MAX_CAP",
     "RULE_KINDS",
     "Rule",
     "partitions",
     "rule_outcomes",
     "rule_outcomes_iid",
+    "rule_parts",
+    "rule_parts_iid",
+    "unsure_counts",
     "rule_outcomes_mc",
     "simulate_orders",
     "stop_counts",

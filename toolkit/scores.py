@@ -119,7 +119,12 @@ def instance_matrices(
 
     if mine.column("score").null_count:
         raise ValueError(f"model {model!r}: a sample has no score (columns.score)")
-    return ids[starts], matrix("key", np.int64), matrix("score", np.float64), matrix("correct", bool)
+    return (
+        ids[starts],
+        matrix("key", np.int64),
+        matrix("score", np.float64),
+        matrix("correct", bool),
+    )
 
 
 __all__ = [

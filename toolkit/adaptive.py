@@ -1,0 +1,219 @@
+"""The adaptive actions' outcome rows: stopping rules and cascades across models.
+
+An adaptive action (``actions.menu = 'adaptive'``) is decided before any sample, like a static
+one, but spends while it samples (``toolkit.rules``):
+
+- a stopping rule over one model's samples (``[[actions.rules]]``);
+- a cascade (``[[actions.cascades]]``): the first model runs the rule; when the rule ends
+  unsure (its cap reached without its criterion: no agreement, nothing verified) the next model
+  runs it on its own samples, and so on; the last model's answer stands. The models' samples
+  are independent, so with ``r_m`` the chance of reaching model m (the product of the earlier
+  models' unsure shares)::
+
+      acc  = sum_m r_m (P_m(sure and right) + [m last] P_m(unsure and right))
+      cost = sum_m r_m cost_m(E_m[samples])
+
+Per instance, the expected accuracy and the cost of the expected samples (``action_cost`` with
+an expected b: each model's mean output tokens per sample times the samples it draws),
+known_cost that of the fewest samples the first model's rule can stop at, acc_true under the
+simulation's truth, the expected samples drawn (over every model); exact, or for a rule above
+``toolkit.rules.EXACT_MAX_CAP`` a seeded Monte Carlo with its standard errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from toolkit.rules import (
+    EXACT_MAX_CAP,
+    Rule,
+    rule_outcomes_mc,
+    rule_parts,
+    rule_parts_iid,
+)
+
+_MC_CELLS = 20_000_000
+"""Monte Carlo block size: profiles x orders x samples held at once."""
+_MC_STREAM = 0x5275_6C65
+"""SeedSequence key of the Monte Carlo orders (with the study's seed, the action and block)."""
+
+
+class _Stream:
+    """One model's samples of every instance, as the rules see them: the distinct answer
+    profiles, what a sample costs, and the truth in simulation."""
+
+    def __init__(self, study, spec, profiles: pa.Table, prompts, truth: pa.Table | None):
+        from toolkit.config import resolve_model
+        from toolkit.outcomes import Usage, _pad, _profile_keys
+
+        mine = profiles.filter(pc.equal(profiles.column("model"), spec.name)).sort_by("instance_id")
+        self.study, self.name = study, spec.name
+        self.ids = mine.column("instance_id").to_numpy()
+        self.usage = Usage.of(mine, self.ids, prompts)
+        self.model = resolve_model(spec)
+        self.n, correct, wrong, self.inverse = _profile_keys(mine)
+        self.correct, self.wrong = _pad(correct), _pad(wrong)
+        self.truth = _model_truth(truth, spec.name)
+
+    def parts(self, rule: Rule) -> np.ndarray:
+        """(4, instances): acc, expected samples, P(unsure), P(unsure and right)."""
+        return rule_parts(rule, self.correct, self.wrong, self.n)[:, self.inverse]
+
+    def parts_true(self, rule: Rule) -> np.ndarray | None:
+        return None if self.truth is None else rule_parts_iid(rule, *self.truth)
+
+    def cost(self, samples) -> tuple[np.ndarray, np.ndarray]:
+        from toolkit.outcomes import action_cost
+
+        return action_cost(self.study.actions, samples, self.usage, self.model)
+
+
+def adaptive_outcomes(
+    study, profiles: pa.Table, prompt_tokens: pa.Table, truth: pa.Table | None = None
+) -> pa.Table:
+    """The outcome rows of the study's adaptive actions (see the module docstring).
+
+    profiles: ``answer_profiles`` executed; truth: the simulation's (instance_id, model,
+    p_correct, p_wrong) or None."""
+    from toolkit.outcomes import Prompts, action_table, cascade_name
+
+    actions = action_table(study)
+    adaptive = actions.filter(pc.equal(actions.column("menu"), "adaptive")).to_pylist()
+    rules = {rule.label: rule for family in study.actions.rules for rule in family.expand()}
+    cascades = {
+        cascade_name(spec.models, rule): (spec.models, rule)
+        for spec in study.actions.cascades
+        for rule in spec.expand()
+    }
+    prompts = Prompts(prompt_tokens)
+    streams = {
+        spec.name: _Stream(study, spec, profiles, prompts, truth)
+        for spec in study.models
+        if any(row["model"] == spec.name for row in adaptive)
+        or any(spec.name in models for models, _ in cascades.values())
+    }
+    parts = []
+    for row in adaptive:
+        if row["name"] in cascades:
+            models, rule = cascades[row["name"]]
+            columns = _cascade(rule, [streams[m] for m in models])
+        else:
+            columns = _single(rules[row["rule"]], streams[row["model"]], row["action_id"])
+        ids = streams[row["model"]].ids
+        parts.append(
+            pa.table(
+                {
+                    "instance_id": pa.array(ids, pa.int64()),
+                    "action_id": pa.array(np.full(len(ids), row["action_id"]), pa.int32()),
+                    **{name: _nullable(values, len(ids)) for name, values in columns.items()},
+                }
+            )
+        )
+    return pa.concat_tables(parts)
+
+
+def _single(rule: Rule, stream: _Stream, action_id: int) -> dict[str, np.ndarray | None]:
+    """One model's stopping rule: exact, or the Monte Carlo above the exact caps."""
+    if rule.kind == "until_verified" or rule.cap <= EXACT_MAX_CAP:
+        acc, used = stream.parts(rule)[:2]
+        acc_se = used_se = cost_se = None
+    else:
+        acc, used, acc_se, used_se = (
+            x[stream.inverse] for x in _monte_carlo(rule, stream, action_id)
+        )
+    cost, _ = stream.cost(used)
+    _, known = stream.cost(rule.least)
+    if used_se is not None:
+        cost_se = stream.cost(used + used_se)[0] - cost
+    truth = stream.parts_true(rule)
+    return {
+        "acc": np.clip(acc, 0.0, 1.0),
+        "cost": cost,
+        "known_cost": known,
+        "acc_true": None if truth is None else np.clip(truth[0], 0.0, 1.0),
+        "samples": used,
+        "acc_se": acc_se,
+        "cost_se": cost_se,
+    }
+
+
+def cascade_outcome(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """(acc, expected samples over every model, the chance of reaching each model) of a
+    cascade from each model's ``rule_parts`` (4, n), in the order asked."""
+    acc, samples = np.zeros(parts[0].shape[1]), np.zeros(parts[0].shape[1])
+    reach, reached = np.ones(parts[0].shape[1]), []
+    for position, (right, used, unsure, unsure_right) in enumerate(parts):
+        last = position == len(parts) - 1
+        reached.append(reach)
+        acc += reach * (right - unsure_right + (unsure_right if last else 0.0))
+        samples += reach * used
+        reach = reach * unsure
+    return acc, samples, reached
+
+
+def _cascade(rule: Rule, chain: list[_Stream]) -> dict[str, np.ndarray | None]:
+    """The rule on each model in turn while it ends unsure (see the module docstring)."""
+    for stream in chain[1:]:
+        if not np.array_equal(stream.ids, chain[0].ids):
+            raise ValueError(
+                f"a cascade from {chain[0].name!r} to {stream.name!r} needs samples of both "
+                "models on every instance"
+            )
+    parts = [stream.parts(rule) for stream in chain]
+    acc, samples, reached = cascade_outcome(parts)
+    cost = sum(r * s.cost(p[1])[0] for r, s, p in zip(reached, chain, parts, strict=True))
+    truths = [stream.parts_true(rule) for stream in chain]
+    acc_true = None
+    if all(t is not None for t in truths):
+        acc_true = np.clip(cascade_outcome(truths)[0], 0.0, 1.0)
+    _, known = chain[0].cost(rule.least)
+    return {
+        "acc": np.clip(acc, 0.0, 1.0),
+        "cost": cost,
+        "known_cost": known,
+        "acc_true": acc_true,
+        "samples": samples,
+        "acc_se": None,
+        "cost_se": None,
+    }
+
+
+def _monte_carlo(rule: Rule, stream: _Stream, action_id: int):
+    """(acc, samples, acc_se, samples_se) per distinct profile, seeded, in blocks."""
+    study, n = stream.study, stream.n
+    orders = study.estimation.orders
+    block = max(1, _MC_CELLS // (orders * max(int(n.max()), 1)))
+    out: list[list[np.ndarray]] = [[], [], [], []]
+    for i in range(0, len(n), block):
+        rows = slice(i, i + block)
+        values = rule_outcomes_mc(
+            rule,
+            stream.correct[rows],
+            stream.wrong[rows],
+            n[rows],
+            orders=orders,
+            seed=[study.study.seed, _MC_STREAM, action_id, i],
+        )
+        for column, value in zip(out, values, strict=True):
+            column.append(value)
+    return tuple(np.concatenate(column) for column in out)
+
+
+def _nullable(values: np.ndarray | None, n: int) -> pa.Array:
+    return pa.nulls(n, pa.float64()) if values is None else pa.array(values, pa.float64())
+
+
+def _model_truth(truth: pa.Table | None, model: str):
+    if truth is None:
+        return None
+    mine = truth.filter(pc.equal(truth.column("model"), model)).sort_by("instance_id")
+    p_wrong = mine.column("p_wrong").combine_chunks()
+    return (
+        mine.column("p_correct").to_numpy(),
+        p_wrong.flatten().to_numpy().reshape(mine.num_rows, -1),
+    )
+
+
+__all__ = ["adaptive_outcomes", "cascade_outcome"]
