@@ -242,6 +242,10 @@ def test_an_interrupt_while_the_command_starts_exits_130(delay, tmp_path):
     _, stderr = process.communicate(timeout=120)
     if process.returncode == 0:
         pytest.skip(f"the run finished within {delay} s")
+    if process.returncode == -signal.SIGINT and "/toolkit/" not in stderr:
+        # no frame of the toolkit's: the interpreter itself was still starting (runpy reading
+        # toolkit/__main__.py), before any code of ours could install a handler
+        pytest.skip(f"the interrupt at {delay} s landed before the toolkit's code ran")
     assert process.returncode == 130, stderr
     assert "interrupted: nothing was written" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "out").exists()

@@ -355,3 +355,47 @@ def _criterion(rule: Rule, prefix: tuple[int, ...], correct: list[bool]) -> bool
         return bool(correct[prefix[-1]])
     counts = [prefix.count(g) for g in set(prefix)]
     return rule.stops(tuple(sorted(counts, reverse=True)))
+
+
+def test_a_simulated_cascade_pays_each_model_it_reaches(tmp_path):
+    """GPT-4o-mini asked first with "two agree" (cap 4); Qwen2.5-7B's vote when it ends unsure:
+    every instance pays the first model's samples, the second's only in part; the truth of the
+    cascade is estimated too."""
+    import duckdb
+
+    from toolkit.pipeline import run_study
+
+    study = make_study(
+        study={"name": "cascade", "seed": 3},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 300}],
+        models=[
+            {"name": "gpt-4o-mini", "preset": "gpt-4o-mini"},
+            {"name": "qwen2.5-7b", "preset": "qwen2.5-7b"},
+        ],
+        actions={
+            "samples": [1, 2, 4],
+            "rules": [{"rule": "first_agree", "k": [2], "cap": 4}],
+            "cascades": [
+                {"models": ["gpt-4o-mini", "qwen2.5-7b"], "rule": "first_agree", "k": [2], "cap": 4}
+            ],
+        },
+        budgets={"values": [2.0, 3.0]},
+    )
+    result = run_study(study, tmp_path, stages=("simulate", "outcomes"))
+    with duckdb.connect(str(result.database), read_only=True) as con:
+        rows = con.execute(
+            "select a.name, o.instance_id, o.cost, o.samples, o.acc, o.acc_true "
+            "from outcomes o join actions a using (run_id, action_id) where a.menu = 'adaptive'"
+        ).fetchall()
+    by = {}
+    for name, instance, cost, samples, acc, acc_true in rows:
+        by.setdefault(name, {})[instance] = (cost, samples, acc, acc_true)
+    cascade = by["gpt-4o-mini>qwen2.5-7b@agree(k=2,b<=4)"]
+    first, second = by["gpt-4o-mini@agree(k=2,b<=4)"], by["qwen2.5-7b@agree(k=2,b<=4)"]
+    assert len(cascade) == 300
+    for instance, (cost, samples, acc, acc_true) in cascade.items():
+        assert first[instance][0] - 1e-9 <= cost <= first[instance][0] + second[instance][0] + 1e-9
+        assert cost == pytest.approx(samples)  # cost in samples: what both models drew
+        assert 0.0 <= acc <= 1.0 and acc_true is not None
+    escalated = [c[0] > first[i][0] + 1e-9 for i, c in cascade.items()]
+    assert 0 < sum(escalated) < 300  # some instances end sure on the first model, some do not

@@ -22,8 +22,15 @@ BATCH_PRICED = (
     "difficulty_bins",
     "learned_batch",
 )
-REAL = ("gsm8k_routing", "math500_llama", "qwen25math_cot", "qwen25math_rm")
-SIMULATED = ("default", "default_tokens")
+REAL = (
+    "gsm8k_routing",
+    "gsm8k_cascade",
+    "math500_llama",
+    "qwen25math_cot",
+    "qwen25math_rm",
+    "qwen25math_adaptive",
+)
+SIMULATED = ("default", "default_tokens", "default_adaptive")
 
 
 def quick(name: str, **changes):

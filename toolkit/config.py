@@ -482,8 +482,8 @@ class CascadeSpec(RuleSpec):
         cap = 1
 
     ``models``: two or more, distinct, in the order asked. The rule's fields are
-    ``[[actions.rules]]``'s; the cascade's rule must be exact (cap at most 20, any cap for
-    ``until_verified``)."""
+    ``[[actions.rules]]``'s; the cascade's rule must be exact (cap at most
+    ``toolkit.rules.EXACT_MAX_CAP``, any cap for ``until_verified``)."""
 
     models: Annotated[list[Name], Field(min_length=2)]  # type: ignore[assignment]
 
@@ -491,9 +491,12 @@ class CascadeSpec(RuleSpec):
     def _chain(self) -> CascadeSpec:
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"models: a cascade asks each model once, got {self.models}")
-        if self.rule != "until_verified" and self.cap > 20:
+        from toolkit.rules import EXACT_MAX_CAP  # numpy and scipy: only for cascades
+
+        if self.rule != "until_verified" and self.cap > EXACT_MAX_CAP:
             raise ValueError(
-                f"cap: a cascade's rule is estimated exactly, up to a cap of 20 (got {self.cap})"
+                f"cap: a cascade's rule is estimated exactly, up to a cap of {EXACT_MAX_CAP} "
+                f"(got {self.cap})"
             )
         return self
 
