@@ -6,7 +6,7 @@
 -- (within 0.1 points, Adaptive-Consistency's "less than 0.1% drop"); null when none of the
 -- declared settings does. Means over every instance, and the setting is chosen on those same
 -- instances (among the few declared): an in-sample figure, as in those papers. Runs without
--- [[actions.rules]] return no rows.
+-- [[actions.rules]] return no rows (cascades span models: they are left out).
 --
 --   stl sql sql/analyses/adaptive_savings.sql --db out/study.duckdb
 with
@@ -26,7 +26,7 @@ reference as (
 rules as (
     select run_id, model, split_part(rule, '(', 1) as family, action, mean_acc, mean_samples
     from per_action
-    where menu = 'adaptive'
+    where menu = 'adaptive' and rule not like 'cascade(%'  -- one model's rules, not cascades
 ),
 
 tolerances as (
