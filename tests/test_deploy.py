@@ -376,3 +376,50 @@ def test_stl_serve_decides_over_http_and_stops_on_sigterm(deployed):
         if server.poll() is None:
             server.kill()
             server.communicate()
+
+
+@pytest.mark.slow
+def test_a_simulated_studys_policy_names_the_signals_requests_lack(tmp_path):
+    """A simulated study's policy reads the simulator's difficulty signals, which no request
+    has: allocating new requests is refused naming them (exit 2), not an AttributeError."""
+    from conftest import make_study
+
+    from toolkit.pipeline import run_study
+
+    study = make_study(
+        study={"name": "signals", "seed": 2},
+        datasets=[{"name": "math", "source": "simulate", "preset": "math", "instances": 300}],
+        learn={"iterations": 10, "seeds": [0]},
+    )
+    database = run_study(
+        study, tmp_path, stages=("simulate", "outcomes", "solve", "learn")
+    ).database
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(
+        '{"id": 1, "question": "Solve $x^2 = 4$.", "level": 2, "subject": "Algebra"}\n'
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "toolkit",
+            "allocate",
+            str(requests),
+            "--budget",
+            "4",
+            "--db",
+            str(database),
+            "-c",
+            "id=id",
+            "-c",
+            "text=question",
+            "-c",
+            "level=level",
+            "-c",
+            "subject=subject",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "difficulty signals" in done.stderr and "Traceback" not in done.stderr

@@ -22,7 +22,9 @@ def enumerate_subsets(keys, scores, correct, b) -> float:
         sums: dict[int, Fraction] = {}
         right: dict[int, bool] = {}
         for i in subset:
-            sums[keys[i]] = sums.get(keys[i], Fraction(0)) + Fraction(scores[i])
+            # the decimal a score was written as: 0.1 + 0.2 ties 0.3, as a reward model's
+            # printed scores mean (the toolkit ties sums within 1e-12 relative)
+            sums[keys[i]] = sums.get(keys[i], Fraction(0)) + Fraction(f"{scores[i]:.6f}")
             right[keys[i]] = bool(correct[i])
         best = max(sums.values())
         winners = [k for k, v in sums.items() if v == best]

@@ -390,6 +390,13 @@ class BudgetPolicy:
         """The requests' feature columns: the pipeline's Ibis query, compiled to DuckDB SQL once
         per request schema and run on one connection (compiling it is most of the time of a
         small batch)."""
+        if self.spec.n_signals and "difficulty_signals" not in requests.column_names:
+            raise StudyError(
+                f"requests: this policy reads the simulator's {self.spec.n_signals} difficulty "
+                "signals (features signal_1.., the feature group 'signals' of a simulated "
+                "study), which requests do not carry; to deploy it, fit it without them "
+                '(learn.features without "signals")'
+            )
         if self._compiled is None or not self._compiled[0].equals(requests.schema):
             placeholder = ibis.table(ibis.Schema.from_pyarrow(requests.schema), name="_requests")
             query = features.instance_features(
