@@ -258,6 +258,24 @@ def test_a_study_with_rules_chooses_among_static_and_adaptive_actions(tmp_path):
             "select count(*) from (" + _savings_sql() + ") where tolerance = 0"
         ).fetchone()[0]
         assert savings == 3  # one row per family
+        stored = con.execute(
+            "select menu, classes from policy_models order by fold, menu, budget, seed"
+        ).fetchall()
+    # a classifier read back predicts the very actions it was trained on (the adaptive menu's
+    # among the static and adaptive actions)
+    import ibis
+
+    from toolkit.learn import read_policies
+
+    backend = ibis.duckdb.connect(str(result.database), read_only=True)
+    try:
+        policies = read_policies(backend, result.run_id)
+    finally:
+        backend.disconnect()
+    assert {menu for menu, _ in stored} == {"static", "adaptive"}
+    for policy, (menu, classes) in zip(policies, stored, strict=True):
+        assert policy.menu == menu
+        assert policy.action_ids[policy.classes].tolist() == list(classes)
     report = result.report.read_text()
     assert 'data-section="adaptive"' in report and "rule_esc" in report
 

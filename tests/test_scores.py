@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from toolkit.errors import StudyError
 from toolkit.outcomes import majority_vote_accuracy
-from toolkit.scores import EXACT_MAX_SUBSETS, weighted_vote_accuracy
+from toolkit.scores import EXACT_MAX_SUBSETS, vote_weights, weighted_vote_accuracy
 
 
 def enumerate_subsets(keys, scores, correct, b) -> float:
@@ -103,3 +104,16 @@ def test_the_qwen_log_weighted_vote(shared_data, tmp_path):
     assert acc[1] == pytest.approx(0.91, abs=1e-12)
     assert acc[2] == pytest.approx(0.9279, abs=5e-5)
     assert acc[4] <= acc[8] == pytest.approx(0.94, abs=5e-5)
+
+
+def test_negative_scores_are_refused_or_mapped_by_the_logistic():
+    """A negative weight would make three agreeing samples weigh less than one: refused as
+    scores; as logits, the logistic keeps their order and makes every weight positive."""
+    scores = np.array([[-1.0, -1.0, -1.0, -1.0]])
+    with pytest.raises(StudyError, match="negative score"):
+        vote_weights(scores, "score", "m")
+    weights = vote_weights(np.array([[-4.0, 0.0, 3.0]]), "sigmoid", "m")
+    assert (weights > 0).all() and (np.diff(weights) > 0).all()
+    keys = np.array([[0, 0, 0, 1]])
+    acc, _ = weighted_vote_accuracy(keys, vote_weights(scores, "sigmoid", "m"), keys == 0, 4)
+    assert acc[0] == 1.0  # the three agreeing samples win

@@ -430,7 +430,7 @@ class RuleSpec(_Section):
     window: list[Annotated[int, Field(ge=1, le=1024)]] = []
     threshold: list[Annotated[float, Field(gt=0.5, lt=1.0)]] = []
     k: list[Annotated[int, Field(ge=1, le=1024)]] = []
-    models: list[Name] | None = None
+    models: Annotated[list[Name], Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _parameters(self) -> RuleSpec:
@@ -524,6 +524,9 @@ class ActionSpec(_Section):
     cost: Literal["samples", "tokens", "usd"] = "samples"
     prompt: Literal["once", "per_sample"] = "once"
     fixed_cost: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
+    score_weights: Literal["score", "sigmoid"] = "score"
+    """``weighted``: each sample's vote weight is its score (none may be negative), or the
+    logistic of it (scores that are logits, ``toolkit.scores``)."""
     rules: list[RuleSpec] = []
     """Adaptive actions: stopping rules (``RuleSpec``), besides the static b samples."""
     cascades: list[CascadeSpec] = []

@@ -339,12 +339,18 @@ class References:
     noise: OracleNoise | None = None
     """The oracle's gain apparent and held out (``toolkit.noise``)."""
 
-    def for_menu(self, labels: tuple[np.ndarray, np.ndarray]) -> References:
-        """The same references with another menu's oracle labels and lambda*."""
+    def for_menu(
+        self, labels: tuple[np.ndarray, np.ndarray], oracle: np.ndarray | None = None
+    ) -> References:
+        """The same references with another menu's oracle labels and lambda*; with ``oracle``
+        (the menu's own oracle's matched accuracy per instance) shares of the oracle's gain
+        are of that oracle's, and its held-out gain is not measured (None)."""
         from dataclasses import replace
 
         columns, lambdas = labels
-        return replace(self, labels=columns, lambda_=lambdas)
+        if oracle is None:
+            return replace(self, labels=columns, lambda_=lambdas)
+        return replace(self, labels=columns, lambda_=lambdas, oracle=oracle, noise=None)
 
 
 def _per_instance(
@@ -660,6 +666,11 @@ def evaluate(
             test, labels["static"], budget, oracle_at[budget], by_name, curves, names
         )
         by_menu = {menu: refs.for_menu(labels[menu][budget]) for menu in test.menus}
+        if "oracle_adaptive" in oracles:  # adaptive shares are of the adaptive oracle's gain
+            own = test.outcomes.weights(oracles["oracle_adaptive"][1][budget].assignment)
+            by_menu["adaptive"] = refs.for_menu(
+                labels["adaptive"][budget], (own * test.outcomes.acc).sum(axis=1)
+            )
         writer.noise(refs, bootstrap)
         for name, (_curve, at) in oracles.items():
             _write_oracle(writer, test, by_menu[menu_of(name)], bootstrap, name, at[budget])

@@ -730,11 +730,11 @@ def read_policies(backend: ibis.BaseBackend, run_id: int) -> list[LearnedPolicy]
     listed = backend.to_pyarrow(
         backend.table("actions").filter(ibis._.run_id == run_id).order_by("action_id")
     )
-    menu_of = np.asarray(listed.column("menu").to_pylist(), dtype=object)
+    menus = action_menus(listed)  # the adaptive menu's classifiers chose among static too
     every = listed.column("action_id").to_numpy().astype(np.int32)
     out = []
     for row in table.to_pylist():
-        actions = every[menu_of == row["menu"]]
+        actions = every[menus[row["menu"]]]
         calibrations = {
             b: PriceCalibration(low, high, mix, b, cost)
             for b, low, high, mix, cost in zip(

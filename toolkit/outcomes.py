@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 from scipy.special import comb, gammaln
 
 from toolkit.config import Study, resolve_model
-from toolkit.scores import instance_matrices, weighted_vote_accuracy
+from toolkit.scores import instance_matrices, vote_weights, weighted_vote_accuracy
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,6 +416,7 @@ def estimate_outcomes(
             scored_ids, *matrices = instance_matrices(scored, spec.name)
             if not np.array_equal(scored_ids, instance_ids):
                 raise ValueError(f"scored samples of model {spec.name!r} miss instances")
+            matrices[1] = vote_weights(matrices[1], study.actions.score_weights, spec.name)
         part = _ModelOutcomes(instance_ids)
         static = pa.compute.equal(actions.column("menu"), "static")
         mine = pa.compute.and_(pa.compute.equal(actions.column("model"), spec.name), static)

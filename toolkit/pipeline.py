@@ -308,9 +308,18 @@ STAGES = ("simulate", "outcomes", "solve", "learn", "evaluate", "report")
 def solve_into(
     backend: db.Engine, study: Study, run_id: int, result: RunResult, progress: Progress
 ) -> None:
-    """The oracle allocation of every budget on all instances (``solutions``, ``allocations``)."""
+    """The oracle allocation of every budget on all instances over the static actions
+    (``solutions``, ``allocations``; the train and test scopes are over them too)."""
     with _timed(result, "solve", progress):
-        outcomes = backend.table("outcomes").filter(ibis._.run_id == run_id)
+        static = backend.to_pyarrow(
+            backend.table("actions")
+            .filter((ibis._.run_id == run_id) & (ibis._.menu == "static"))
+            .select("action_id")
+        )
+        ids = static.column("action_id").to_pylist()
+        outcomes = backend.table("outcomes").filter(
+            (ibis._.run_id == run_id) & ibis._.action_id.isin(ids)
+        )
         allocations = solve_budgets(backend, outcomes, list(study.budgets.values))
         write_allocations(backend, run_id, allocations, scope="all")
 

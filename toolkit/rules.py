@@ -134,7 +134,7 @@ def _lowered(parts: tuple[int, ...], u: int) -> tuple[int, ...]:
 def stop_counts(rule: Rule) -> dict[tuple[int, ...], float]:
     """``N(lambda)``: per partition the rule stops at, the number of label sequences with one
     particular count vector of that partition after which it stops (see the module docstring).
-    Exact integers (held as floats: they stay far below 2**53 at the exact caps)."""
+    Integers, held as floats (exact below 2**53; above, to float precision)."""
     return _counts(rule)[0]
 
 
@@ -427,8 +427,8 @@ def rule_outcomes_mc(
     """(acc, expected samples, their standard errors): the rule run on ``orders`` seeded random
     orders of each profile's samples (the same seed gives the same numbers, bit for bit)."""
     n = np.asarray(n, dtype=np.int64)
-    width = int(n.max()) if len(n) else 0
-    labels = _labels(correct_groups, wrong_groups, max(width, 1))
+    width = max(int(n.max()) if len(n) else 0, rule.cap)  # short profiles: NaN, still run
+    labels = _labels(correct_groups, wrong_groups, width)
     n_correct_cols = correct_groups.shape[1]
     n_groups = correct_groups.shape[1] + wrong_groups.shape[1]
     rng = np.random.default_rng(seed)

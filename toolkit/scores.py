@@ -3,7 +3,12 @@
 Of b samples drawn without replacement from an instance's n stored samples, each distinct
 answer gets the sum of its samples' scores (a reward model's or a verifier's); the answer with
 the largest sum is kept, ties broken uniformly at random (a null answer is its own answer, as
-in the majority vote). With every score equal it is the majority vote.
+in the majority vote). With every weight equal and positive it is the majority vote.
+
+A vote weight must not be negative (three agreeing samples would then weigh less than one):
+``actions.score_weights = "score"`` uses the scores as they are and refuses a negative one;
+``"sigmoid"`` maps a score s to ``1 / (1 + exp(-s))`` first, for scores that are logits (a
+reward model's), which keeps their order, so best-of-2 is unchanged.
 
 The expectation over b-subsets is exact by enumeration where there are at most
 ``EXACT_MAX_SUBSETS`` of them (every subset of the 8 samples of the Qwen2.5-Math log, for
@@ -97,6 +102,21 @@ def weighted_vote_accuracy(
     return acc, se
 
 
+def vote_weights(scores: np.ndarray, how: str, model: str) -> np.ndarray:
+    """The vote weight of each sample from its score (see the module docstring)."""
+    from toolkit.errors import StudyError
+
+    if how == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-scores))
+    if (scores < 0).any():
+        raise StudyError(
+            f"actions.score_weights: model {model!r} has a negative score "
+            f"({scores.min():g}), which would make agreeing samples weigh less; use "
+            '"sigmoid" for scores that are logits, or scores >= 0'
+        )
+    return scores
+
+
 def instance_matrices(
     scored: pa.Table, model: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -131,5 +151,6 @@ __all__ = [
     "EXACT_MAX_SUBSETS",
     "instance_matrices",
     "scored_samples",
+    "vote_weights",
     "weighted_vote_accuracy",
 ]

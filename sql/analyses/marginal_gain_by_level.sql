@@ -8,6 +8,7 @@ with
 
 level_rows as (
     select * from level_action_accuracy
+    where menu = 'static'  -- b samples decided up front (probe and adaptive actions differ)
 ),
 
 steps as (

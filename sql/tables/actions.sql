@@ -10,7 +10,7 @@ create table if not exists actions (
     name varchar not null,             -- e.g. qwen2.5-7b@b=4, qwen2.5-7b@esc(w=4,b<=16)
     model varchar not null,            -- [[models]].name sampled
     b integer not null,                -- number of samples (adaptive: the most it draws)
-    aggregation varchar not null,      -- majority | pass | best_of
+    aggregation varchar not null,      -- majority | pass | best_of | weighted
     menu varchar not null,             -- static | probe | adaptive: the policies that may
                                        -- choose it (adaptive-menu policies: static too)
     probe_samples integer not null,    -- k samples of the probe this action follows; 0 static

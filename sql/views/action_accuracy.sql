@@ -8,7 +8,7 @@
 --   action          its name, e.g. qwen2.5-7b@b=4
 --   model           the model sampled
 --   b               the number of samples (adaptive: the most the rule draws)
---   aggregation     majority | pass | best_of
+--   aggregation     majority | pass | best_of | weighted
 --   menu            static | probe | adaptive: probe actions follow [probe]'s k samples and
 --                   include them; adaptive actions are stopping rules ([[actions.rules]])
 --   rule            the stopping rule of an adaptive action, e.g. esc(w=4,b<=16); else null
