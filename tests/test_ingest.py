@@ -579,6 +579,179 @@ def test_wide_logs_check_every_model_column(tmp_path):
     assert rows == [(0, "m1", True, 2), (0, "m2", False, 1), (1, "m1", True, 1), (1, "m2", True, 1)]
 
 
+CHECKED_CSV = (
+    "prompt,a_ok,a_check,b_ok,b_check\n"
+    "q1,True,True,True,False\n"  # A passes its check and is right: B is never asked
+    "q2,False,True,True,True\n"  # A passes wrongly: the check was wrong, A's answer stands
+    "q3,False,False,True,True\n"  # A fails: B is asked and right
+    "q4,True,False,False,False\n"  # A fails although right: B is asked and wrong
+)
+
+
+def test_a_cascade_escalates_on_the_logged_check(tmp_path):
+    """A routing log with a check column per model: the cascade A > B until_verified asks B
+    exactly where A's answer fails A's check, pays both there, and is right when the answer
+    that stands is; without aggregation = "pass" a check on every dataset is required."""
+    (tmp_path / "wide.csv").write_text(CHECKED_CSV)
+    dataset = {
+        "source": "wide",
+        "path": "wide.csv",
+        "columns": {"id": "prompt"},
+        "models": {
+            "m1": {"correct": "a_ok", "check": "a_check"},
+            "m2": {"correct": "b_ok", "check": "b_check"},
+        },
+    }
+    study = tiny_study(
+        tmp_path,
+        dataset,
+        models=[{"name": name, "accuracy": {}, "output_tokens": {}} for name in ("m1", "m2")],
+        actions={
+            "samples": [1],
+            "aggregation": "majority",
+            "cost": "samples",
+            "cascades": [{"models": ["m1", "m2"], "rule": "until_verified", "cap": 1}],
+        },
+        estimation={"samples_per_instance": 1},
+        budgets={"values": [1.25, 1.5]},
+    )
+    result = run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
+    with duckdb.connect(str(result.database), read_only=True) as con:
+        rows = con.execute(
+            "select i.source_id, o.acc, o.cost, o.samples from outcomes o "
+            "join actions a using (run_id, action_id) join instances i using (run_id, instance_id) "
+            "where a.name = 'm1>m2@verify(b<=1)' order by i.source_id"
+        ).fetchall()
+        verified = con.execute("select count(verified), count(*) from samples").fetchone()
+    assert verified == (8, 8)
+    assert rows == [
+        ("q1", 1.0, 1.0, 1.0),
+        ("q2", 0.0, 1.0, 1.0),
+        ("q3", 1.0, 2.0, 2.0),
+        ("q4", 0.0, 2.0, 2.0),
+    ]
+    data = study.model_dump(mode="json")
+    del data["datasets"][0]["models"]["m2"]["check"]
+    with pytest.raises(StudyError, match=r"'until_verified' needs a verifier.*datasets\[0\]"):
+        parse_study(data, "<checked>", base_dir=tmp_path)
+    data["datasets"][0]["models"]["m2"]["check"] = "b_check"
+    (tmp_path / "wide.csv").write_text(CHECKED_CSV.replace("q3,False,False", "q3,False,perhaps"))
+    with pytest.raises(StudyError, match=r"row 3, column 'a_check': expected a flag"):
+        ingest(parse_study(data, "<checked>", base_dir=tmp_path))
+
+
+AGREEMENT_LOG = {  # instance: model -> answers (the right answer is "7")
+    "q1": {"m1": ["7", "7", "3"], "m2": ["7", "3"], "m3": ["7", "7"]},
+    "q2": {"m1": ["3", "4", None], "m2": ["4", "3"], "m3": ["7", "5"]},
+    "q3": {"m1": ["5"], "m2": ["6", "6"], "m3": ["6", "7", "7"]},
+}
+
+
+def test_an_agreement_cascade_matches_every_draw_of_three_answers(tmp_path):
+    """m1 > m2 > m3 @agreement on a samples log with answers: to 1e-12 against every triple of
+    one stored answer per model (m1's and m2's answers stand when they agree, else m3's); a
+    missing answer agrees with nothing; a study without answers is refused."""
+    rows = [
+        {"id": q, "model": m, "answer": a, "ok": a == "7"}
+        for q, models in AGREEMENT_LOG.items()
+        for m, answers in models.items()
+        for a in answers
+    ]
+    (tmp_path / "log.jsonl").write_text(jsonl(rows))
+    dataset = {
+        "source": "samples",
+        "path": "log.jsonl",
+        "columns": {"id": "id", "model": "model", "answer": "answer", "correct": "ok"},
+    }
+    cascade = {"models": ["m1", "m2", "m3"], "rule": "agreement", "cap": 1}
+    study = tiny_study(
+        tmp_path,
+        dataset,
+        models=[{"name": m, "accuracy": {}, "output_tokens": {}} for m in ("m1", "m2", "m3")],
+        actions={
+            "samples": [1],
+            "aggregation": "majority",
+            "cost": "samples",
+            "cascades": [cascade],
+        },
+        estimation={"samples_per_instance": 3},
+        budgets={"values": [2.0, 2.5]},
+    )
+    result = run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
+    with duckdb.connect(str(result.database), read_only=True) as con:
+        stored = con.execute(
+            "select i.source_id, o.acc, o.cost, o.known_cost from outcomes o "
+            "join actions a using (run_id, action_id) join instances i using (run_id, instance_id) "
+            "where a.name = 'm1>m2>m3@agreement' order by i.source_id"
+        ).fetchall()
+    for (source, acc, cost, known), (q, models) in zip(stored, AGREEMENT_LOG.items(), strict=True):
+        triples = list(itertools.product(models["m1"], models["m2"], models["m3"]))
+        right = spent = 0.0
+        for a, b, c in triples:
+            agree = a is not None and a == b
+            right += (a if agree else c) == "7"
+            spent += 2 if agree else 3
+        assert source == q and known == 2.0
+        assert acc == pytest.approx(right / len(triples), abs=1e-12)
+        assert cost == pytest.approx(spent / len(triples), abs=1e-12)
+    data = study.model_dump(mode="json")
+    data["datasets"][0]["columns"].pop("answer")
+    with pytest.raises(
+        StudyError, match=r"cascades\[0\]\.rule: 'agreement' needs the samples' answers"
+    ):
+        parse_study(data, "<no answers>", base_dir=tmp_path)
+
+
+def test_a_wide_log_codes_answers_across_its_models(tmp_path):
+    """A routing log's answer columns: equal text (trimmed) is one code within an instance,
+    whichever model gave it; a missing answer stays null."""
+    (tmp_path / "wide.csv").write_text("q,a,a_ok,b,b_ok\nq1,42 ,1,42,1\nq2,7,0,,0\nq3,x,0,y,1\n")
+    dataset = {
+        "source": "wide",
+        "path": "wide.csv",
+        "columns": {"id": "q"},
+        "models": {
+            "m1": {"correct": "a_ok", "answer": "a"},
+            "m2": {"correct": "b_ok", "answer": "b"},
+        },
+    }
+    study = tiny_study(
+        tmp_path,
+        dataset,
+        models=[{"name": m, "accuracy": {}, "output_tokens": {}} for m in ("m1", "m2")],
+        actions={"samples": [1], "aggregation": "pass", "cost": "samples"},
+        estimation={"samples_per_instance": 1},
+        budgets={"values": [1.0]},
+    )
+    (data,) = ingest(study)
+    codes = [(r["instance_id"], r["model"], r["answer"]) for r in data.samples.to_pylist()]
+    assert codes == [
+        (0, "m1", 0),
+        (0, "m2", 0),
+        (1, "m1", 0),
+        (1, "m2", None),
+        (2, "m1", 0),
+        (2, "m2", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cascade", "message"),
+    [
+        ({"models": ["m1", "m2"], "rule": "agreement", "cap": 1}, "with two, the second's answer"),
+        ({"models": ["m1", "m2", "m3"], "rule": "agreement", "cap": 2}, "one answer per model"),
+    ],
+)
+def test_an_agreement_cascade_asks_three_models_once(cascade, message, tmp_path):
+    with pytest.raises(StudyError, match=message):
+        tiny_study(
+            tmp_path,
+            {"source": "samples", "path": "log.jsonl", "columns": {"id": "id", "answer": "a"}},
+            models=[{"name": m, "accuracy": {}, "output_tokens": {}} for m in ("m1", "m2", "m3")],
+            actions={"samples": [1], "aggregation": "majority", "cascades": [cascade]},
+        )
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

@@ -417,3 +417,58 @@ def test_a_simulated_cascade_pays_each_model_it_reaches(tmp_path):
         assert 0.0 <= acc <= 1.0 and acc_true is not None
     escalated = [c[0] > first[i][0] + 1e-9 for i, c in cascade.items()]
     assert 0 < sum(escalated) < 300  # some instances end sure on the first model, some do not
+
+
+def brute_force_checked(cap: int, samples: list[tuple[bool, bool]]) -> list[float]:
+    """until_verified with a logged check, every order of the (passes, right) samples: stop
+    at the first that passes (its answer stands), else at the cap with the first sample's
+    answer. (acc, samples, P(unsure), P(unsure and right)) in rationals."""
+    totals, count = [Fraction(0)] * 4, 0
+    for order in permutations(range(len(samples))):
+        drawn = order[:cap]
+        stop = next((t for t, s in enumerate(drawn) if samples[s][0]), None)
+        unsure = stop is None
+        right = samples[drawn[0] if unsure else drawn[stop]][1]
+        used = cap if unsure else stop + 1
+        for i, value in enumerate((right, used, unsure, unsure and right)):
+            totals[i] += int(value)
+        count += 1
+    return [float(t / count) for t in totals]
+
+
+CHECKED = [
+    [(True, True), (True, False), (False, True), (False, False), (False, False)],
+    [(True, False), (False, True), (False, True), (False, False)],
+    [(True, True), (True, True), (True, False)],  # every sample passes
+    [(False, True), (False, False), (False, False)],  # none passes
+    [(True, True), (False, False), (False, False), (False, False), (False, True), (True, False)],
+]
+
+
+@pytest.mark.parametrize("samples", CHECKED, ids=range(len(CHECKED)))
+def test_a_logged_check_matches_every_order(samples) -> None:
+    from toolkit.rules import until_checked
+
+    n, passed = len(samples), sum(p for p, _ in samples)
+    passed_right = sum(p and r for p, r in samples)
+    failed_right = sum(r and not p for p, r in samples)
+    for cap in range(1, n + 1):
+        parts = until_checked(
+            cap, *(np.array([x], float) for x in (n, passed, passed_right, failed_right))
+        )
+        expected = brute_force_checked(cap, samples)
+        np.testing.assert_allclose(parts[:, 0], expected, rtol=0, atol=1e-12)
+    assert np.isnan(until_checked(n + 1, *(np.array([x], float) for x in (n, passed, 0, 0)))).all()
+
+
+def test_the_correct_flag_is_the_oracle_check() -> None:
+    """With the correct flag as the check, until_checked is pass@cap (rule_parts)."""
+    from toolkit.rules import until_checked
+
+    n, n_correct = np.array([5.0, 6, 4, 3]), np.array([0.0, 2, 4, 1])
+    for cap in (1, 2, 3):
+        oracle = rule_parts(
+            Rule("until_verified", cap), n_correct[:, None], (n - n_correct)[:, None], n
+        )
+        checked = until_checked(cap, n, n_correct, n_correct, np.zeros(4))
+        np.testing.assert_array_equal(oracle, checked)

@@ -30,7 +30,7 @@ REAL = (
     "qwen25math_rm",
     "qwen25math_adaptive",
 )
-SIMULATED = ("default", "default_tokens", "default_adaptive")
+SIMULATED = ("default", "default_tokens", "default_adaptive", "paper_models_cascade")
 
 
 def quick(name: str, **changes):

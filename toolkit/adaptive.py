@@ -13,6 +13,11 @@ one, but spends while it samples (``toolkit.rules``):
       acc  = sum_m r_m (P_m(sure and right) + [m last] P_m(unsure and right))
       cost = sum_m r_m cost_m(E_m[samples])
 
+  ``until_verified`` stops on the log's own check where it records one (``samples.verified``,
+  ``toolkit.rules.until_checked``), else on the correct flag;
+- an ``agreement`` cascade of three models, one answer each: the first two agree, or the
+  third answers (``_agreement``).
+
 Per instance, the expected accuracy and the cost of the expected samples (``action_cost`` with
 an expected b: each model's mean output tokens per sample times the samples it draws),
 known_cost that of the fewest samples the first model's rule can stop at, acc_true under the
@@ -26,12 +31,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from toolkit.errors import StudyError
 from toolkit.rules import (
     EXACT_MAX_CAP,
     Rule,
     rule_outcomes_mc,
     rule_parts,
     rule_parts_iid,
+    until_checked,
 )
 
 _MC_CELLS = 20_000_000
@@ -51,15 +58,26 @@ class _Stream:
         mine = profiles.filter(pc.equal(profiles.column("model"), spec.name)).sort_by("instance_id")
         self.study, self.name = study, spec.name
         self.ids = mine.column("instance_id").to_numpy()
+        self.rows_n = mine.column("n").to_numpy().astype(np.float64)
+        self.rows_correct = mine.column("n_correct").to_numpy().astype(np.float64)
         self.usage = Usage.of(mine, self.ids, prompts)
         self.model = resolve_model(spec)
         self.n, correct, wrong, self.inverse = _profile_keys(mine)
         self.correct, self.wrong = _pad(correct), _pad(wrong)
         self.truth = _model_truth(truth, spec.name)
+        self.check = _logged_check(mine, spec.name)
+        self._parts: dict[Rule, np.ndarray] = {}
 
     def parts(self, rule: Rule) -> np.ndarray:
-        """(4, instances): acc, expected samples, P(unsure), P(unsure and right)."""
-        return rule_parts(rule, self.correct, self.wrong, self.n)[:, self.inverse]
+        """(4, instances): acc, expected samples, P(unsure), P(unsure and right); a logged
+        check, where there is one, decides ``until_verified``."""
+        if rule not in self._parts:
+            if rule.kind == "until_verified" and self.check is not None:
+                self._parts[rule] = until_checked(rule.cap, *self.check)
+            else:
+                profiles = rule_parts(rule, self.correct, self.wrong, self.n)
+                self._parts[rule] = profiles[:, self.inverse]
+        return self._parts[rule]
 
     def parts_true(self, rule: Rule) -> np.ndarray | None:
         return None if self.truth is None else rule_parts_iid(rule, *self.truth)
@@ -71,12 +89,17 @@ class _Stream:
 
 
 def adaptive_outcomes(
-    study, profiles: pa.Table, prompt_tokens: pa.Table, truth: pa.Table | None = None
+    study,
+    profiles: pa.Table,
+    prompt_tokens: pa.Table,
+    truth: pa.Table | None = None,
+    answers: pa.Table | None = None,
 ) -> pa.Table:
     """The outcome rows of the study's adaptive actions (see the module docstring).
 
     profiles: ``answer_profiles`` executed; truth: the simulation's (instance_id, model,
-    p_correct, p_wrong) or None."""
+    p_correct, p_wrong) or None; answers: ``answer_counts`` executed (for ``agreement``
+    cascades)."""
     from toolkit.outcomes import Prompts, action_table, cascade_name
 
     actions = action_table(study)
@@ -98,7 +121,12 @@ def adaptive_outcomes(
     for row in adaptive:
         if row["name"] in cascades:
             models, rule = cascades[row["name"]]
-            columns = _cascade(rule, [streams[m] for m in models])
+            chain = [streams[m] for m in models]
+            _same_instances(chain)
+            if rule.kind == "agreement":
+                columns = _agreement(chain, answers)
+            else:
+                columns = _cascade(rule, chain)
         else:
             columns = _single(rules[row["rule"]], streams[row["model"]], row["action_id"])
         ids = streams[row["model"]].ids
@@ -153,14 +181,17 @@ def cascade_outcome(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, li
     return acc, samples, reached
 
 
-def _cascade(rule: Rule, chain: list[_Stream]) -> dict[str, np.ndarray | None]:
-    """The rule on each model in turn while it ends unsure (see the module docstring)."""
+def _same_instances(chain: list[_Stream]) -> None:
     for stream in chain[1:]:
         if not np.array_equal(stream.ids, chain[0].ids):
-            raise ValueError(
+            raise StudyError(
                 f"a cascade from {chain[0].name!r} to {stream.name!r} needs samples of both "
                 "models on every instance"
             )
+
+
+def _cascade(rule: Rule, chain: list[_Stream]) -> dict[str, np.ndarray | None]:
+    """The rule on each model in turn while it ends unsure (see the module docstring)."""
     parts = [stream.parts(rule) for stream in chain]
     acc, samples, reached = cascade_outcome(parts)
     cost = sum(r * s.cost(p[1])[0] for r, s, p in zip(reached, chain, parts, strict=True))
@@ -178,6 +209,67 @@ def _cascade(rule: Rule, chain: list[_Stream]) -> dict[str, np.ndarray | None]:
         "acc_se": None,
         "cost_se": None,
     }
+
+
+def _agreement(chain: list[_Stream], answers: pa.Table | None) -> dict[str, np.ndarray | None]:
+    """Two models' answers, the third's when they disagree (``CascadeSpec``). Each model's
+    answer is one of its stored samples drawn uniformly, independently of the others', so with
+    ``p_m(a)`` the share of model m's samples on the instance that give answer a::
+
+        P(agree) = sum_a p_1(a) p_2(a),  acc = sum_a p_1(a) p_2(a) [a right] + (1 - P(agree)) acc_3
+        cost = cost_1(1) + cost_2(1) + (1 - P(agree)) cost_3(1)
+
+    with ``acc_3`` the third model's per-sample accuracy; under the simulation's truth the
+    same with its answer distributions (wrong answers are shared by the models)."""
+    first, second, third = chain
+    if answers is None:
+        raise ValueError("an agreement cascade needs the samples' answer counts")
+    agree, agree_right = _shared_answers(answers, first, second)
+    pairs = first.rows_n * second.rows_n
+    p_agree, right = agree / pairs, agree_right / pairs
+    escalate = 1.0 - p_agree
+    one = np.ones(len(first.ids))
+    asked = first.cost(one)[0] + second.cost(one)[0]
+    acc_true = None
+    if all(stream.truth is not None for stream in chain):
+        (c1, w1), (c2, w2), (c3, _) = (stream.truth for stream in chain)  # type: ignore[misc]
+        width = min(w1.shape[1], w2.shape[1])
+        agree_true = c1 * c2 + (w1[:, :width] * w2[:, :width]).sum(axis=1)
+        acc_true = np.clip(c1 * c2 + (1.0 - agree_true) * c3, 0.0, 1.0)
+    return {
+        "acc": np.clip(right + escalate * third.rows_correct / third.rows_n, 0.0, 1.0),
+        "cost": asked + escalate * third.cost(one)[0],
+        "known_cost": asked,
+        "acc_true": acc_true,
+        "samples": 2.0 + escalate,
+        "acc_se": None,
+        "cost_se": None,
+    }
+
+
+def _shared_answers(answers: pa.Table, first: _Stream, second: _Stream):
+    """Per instance of ``first`` (in its order): the sum over answers of m_1(a) m_2(a), and the
+    same over the right answers."""
+    by_model = {
+        stream.name: answers.filter(pc.equal(answers.column("model"), stream.name)).select(
+            ["instance_id", "answer", "m", "correct"]
+        )
+        for stream in (first, second)
+    }
+    both = by_model[first.name].join(
+        by_model[second.name].drop_columns(["correct"]),
+        keys=["instance_id", "answer"],
+        join_type="inner",
+        right_suffix="_2",
+    )
+    ids = both.column("instance_id").to_numpy()
+    products = both.column("m").to_numpy().astype(np.float64) * both.column("m_2").to_numpy()
+    right = both.column("correct").to_numpy(zero_copy_only=False).astype(bool)
+    rows = np.searchsorted(first.ids, ids)
+    agree, agree_right = np.zeros(len(first.ids)), np.zeros(len(first.ids))
+    np.add.at(agree, rows, products)
+    np.add.at(agree_right, rows, products * right)
+    return agree, agree_right
 
 
 def _monte_carlo(rule: Rule, stream: _Stream, action_id: int):
@@ -203,6 +295,26 @@ def _monte_carlo(rule: Rule, stream: _Stream, action_id: int):
 
 def _nullable(values: np.ndarray | None, n: int) -> pa.Array:
     return pa.nulls(n, pa.float64()) if values is None else pa.array(values, pa.float64())
+
+
+def _logged_check(mine: pa.Table, model: str) -> tuple[np.ndarray, ...] | None:
+    """(n, passed, passed and right, failed and right) per instance from a logged check
+    (``samples.verified``), or None when the model's samples carry none."""
+    if "n_checked" not in mine.column_names:
+        return None
+    n = mine.column("n").to_numpy().astype(np.float64)
+    checked = mine.column("n_checked").fill_null(0).to_numpy().astype(np.float64)
+    if not checked.any():
+        return None
+    if not np.array_equal(checked, n):
+        raise StudyError(
+            f"model {model!r}: a check is logged for some of its samples and not others "
+            "(columns.check): until_verified needs it on every sample or none"
+        )
+    passed = mine.column("n_passed").to_numpy().astype(np.float64)
+    passed_right = mine.column("n_passed_correct").to_numpy().astype(np.float64)
+    n_correct = mine.column("n_correct").to_numpy().astype(np.float64)
+    return n, passed, passed_right, n_correct - passed_right
 
 
 def _model_truth(truth: pa.Table | None, model: str):

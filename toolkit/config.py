@@ -130,17 +130,23 @@ class ColumnMap(_SparseSection):
     known_cost: ColumnName | None = None
     text: ColumnName | None = None
     score: ColumnName | None = None
+    check: ColumnName | None = None
 
 
 class ModelColumns(_SparseSection):
     """``[datasets.models.<model>]`` (``source = "wide"``): one model's columns: ``correct``
     (its answer is right), optionally ``response`` (its text; tokens are counted from it) or
-    ``tokens`` (its output tokens), and ``cost`` (the dollars its answer cost, as logged)."""
+    ``tokens`` (its output tokens), ``cost`` (the dollars its answer cost, as logged),
+    ``answer`` (its final answer, compared as text across the models: what an ``agreement``
+    cascade compares) and ``check`` (a deployable check's verdict on its answer, a flag: what a
+    cascade's ``until_verified`` escalates on)."""
 
     correct: ColumnName
+    answer: ColumnName | None = None
     response: ColumnName | None = None
     tokens: ColumnName | None = None
     cost: ColumnName | None = None
+    check: ColumnName | None = None
 
     @model_validator(mode="after")
     def _one_token_source(self) -> ModelColumns:
@@ -238,6 +244,7 @@ _SOURCE_COLUMNS: dict[str, tuple[set[str], set[str]]] = {
             "cost",
             "text",
             "score",
+            "check",
         },
     ),
     "counts": ({"id", "n", "n_correct"}, {"id", "model", "n", "n_correct", "text"}),
@@ -268,7 +275,10 @@ class DatasetSpec(_SparseSection):
       ``response`` (output tokens, or counted from the text); optional ``prompt_tokens`` (the
       prompt's tokens as the log recorded them) and ``cost`` (the sample's dollar cost as
       logged); optional ``text`` (the question); optional ``score`` (a reward model's or
-      verifier's score of the sample, higher is better; needed for best-of-b).
+      verifier's score of the sample, higher is better; needed for best-of-b); optional
+      ``check`` (a flag: a deployable check's verdict on the sample, a format, unit-test or
+      self-verification check that can be wrong; ``until_verified`` stops at the first
+      sample that passes it instead of at the first correct one).
     - ``counts``: one row per instance and model: ``id``, the model as above, ``n`` samples of
       which ``n_correct`` are correct; optional ``text``.
     - ``wide``: one row per instance with one set of columns per model (routing logs): ``id``,
@@ -301,6 +311,17 @@ class DatasetSpec(_SparseSection):
     metadata: MetadataSpec | None = None
     prompt_overhead_tokens: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     features: dict[Name, FeatureColumn] | None = None
+
+    def carries(self, role: Literal["answer", "check"]) -> bool:
+        """Whether every sample of the dataset has an ``answer`` (a simulation's have) or a
+        ``check`` verdict: ``columns.<role>``, or ``<role>`` of every model of a wide log."""
+        if self.source == "simulate":
+            return role == "answer"
+        if self.source == "wide":
+            return bool(self.models) and all(
+                getattr(m, role) is not None for m in self.models.values()
+            )
+        return self.source == "samples" and getattr(self.columns, role, None) is not None
 
     @model_validator(mode="before")
     @classmethod
@@ -439,6 +460,7 @@ class RuleSpec(_Section):
             "adaptive_consistency": "threshold",
             "first_agree": "k",
             "until_verified": None,
+            "agreement": None,
         }[self.rule]
         for name in ("window", "threshold", "k"):
             values = getattr(self, name)
@@ -466,7 +488,7 @@ class RuleSpec(_Section):
             return [Rule(self.rule, self.cap, threshold=t) for t in self.threshold]
         if self.rule == "first_agree":
             return [Rule("first_agree", self.cap, k=k) for k in self.k]
-        return [Rule("until_verified", self.cap)]
+        return [Rule(self.rule, self.cap)]
 
 
 class CascadeSpec(RuleSpec):
@@ -483,14 +505,35 @@ class CascadeSpec(RuleSpec):
 
     ``models``: two or more, distinct, in the order asked. The rule's fields are
     ``[[actions.rules]]``'s; the cascade's rule must be exact (cap at most
-    ``toolkit.rules.EXACT_MAX_CAP``, any cap for ``until_verified``)."""
+    ``toolkit.rules.EXACT_MAX_CAP``, any cap for ``until_verified``).
 
+    ``rule = "agreement"`` (a cascade's own, ``cap = 1``, three models): ask the first two
+    models one answer each; when the answers agree that answer stands, else the third model is
+    asked and its answer stands (FrugalGPT's cheap-models-agree check, from answers alone).
+    Named ``a>b>c@agreement``. It needs the samples' answers (``columns.answer``, or
+    ``models.<model>.answer`` for a wide log)."""
+
+    rule: Literal[  # type: ignore[assignment]
+        "esc", "adaptive_consistency", "first_agree", "until_verified", "agreement"
+    ]
     models: Annotated[list[Name], Field(min_length=2)]  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _chain(self) -> CascadeSpec:
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"models: a cascade asks each model once, got {self.models}")
+        if self.rule == "agreement":
+            if self.cap != 1:
+                raise ValueError(
+                    f"cap: an agreement cascade asks one answer per model, not {self.cap}"
+                )
+            if len(self.models) != 3:
+                raise ValueError(
+                    "models: an agreement cascade asks two models and, when they disagree, a "
+                    f"third (got {len(self.models)}; with two, the second's answer always "
+                    "stands at both models' price)"
+                )
+            return self
         from toolkit.rules import EXACT_MAX_CAP  # numpy and scipy: only for cascades
 
         if self.rule != "until_verified" and self.cap > EXACT_MAX_CAP:
@@ -537,16 +580,11 @@ class ActionSpec(_Section):
         if len(set(self.samples)) != len(self.samples):
             raise ValueError(f"samples has repeated values: {self.samples}")
         for index, spec in enumerate([*self.rules, *self.cascades]):
-            voting = spec.rule != "until_verified"
+            voting = spec.rule not in ("until_verified", "agreement")
             if voting and self.aggregation != "majority":
                 raise ValueError(
                     f"rules[{index}].rule: {spec.rule!r} answers by a majority vote; it needs "
                     f'aggregation = "majority", not {self.aggregation!r}'
-                )
-            if not voting and self.aggregation != "pass":
-                raise ValueError(
-                    f"rules[{index}].rule: 'until_verified' needs a verifier: "
-                    f'aggregation = "pass", not {self.aggregation!r}'
                 )
         return self
 
@@ -821,15 +859,27 @@ class Study(_Section):
         the samples are drawn. (Tokens and dollars depend on the data: ``toolkit.solve``.)"""
         if self.actions.cost != "samples":
             return self
-        low = min(self.actions.samples) + self.actions.fixed_cost
-        high = max(self.actions.samples) + self.actions.fixed_cost
+        actions = self.actions
+        if actions.rules or actions.cascades:  # an adaptive action spends by the data: the
+            # range its spend can take (from one sample to every cap of a cascade); the
+            # solver refuses a budget the data cannot meet
+            most = [s.cap for s in actions.rules] + [
+                s.cap * len(s.models) for s in actions.cascades
+            ]
+            low, high = 1 + actions.fixed_cost, max(*actions.samples, *most) + actions.fixed_cost
+            least, dearest = "one sample", "the most an action can draw"
+        else:
+            low, high = (
+                min(actions.samples) + actions.fixed_cost,
+                max(actions.samples) + actions.fixed_cost,
+            )
+            least, dearest = f"b = {min(actions.samples)}", f"b = {max(actions.samples)}"
         for index, budget in enumerate(self.budgets.values):
             if not low <= budget <= high:
                 raise ValueError(
                     f"budgets.values[{index}]: budget {budget:g} is infeasible: with cost in "
                     f"samples the mean cost per instance ranges from {low:g} (every instance "
-                    f"on b = {min(self.actions.samples)}) to {high:g} (on b = "
-                    f"{max(self.actions.samples)})"
+                    f"on {least}) to {high:g} (on {dearest})"
                 )
         return self
 
@@ -853,6 +903,32 @@ class Study(_Section):
                 "probe.samples: a probe is priced for majority votes and pass@b, "
                 f'not "{aggregation}"'
             )
+        return self
+
+    @model_validator(mode="after")
+    def _rules_have_their_data(self) -> Study:
+        """``until_verified`` stops on a check: the correct flag (``aggregation = "pass"``, an
+        oracle verifier) or a logged check, which then every dataset must carry; an
+        ``agreement`` cascade compares the models' answers, which every dataset must carry."""
+        needs = {"until_verified": "check", "agreement": "answer"}
+        for field, specs in (("rules", self.actions.rules), ("cascades", self.actions.cascades)):
+            for i, spec in enumerate(specs):
+                role = needs.get(spec.rule)
+                if role is None or (role == "check" and self.actions.aggregation == "pass"):
+                    continue
+                lacking = [k for k, d in enumerate(self.datasets) if not d.carries(role)]
+                if not lacking:
+                    continue
+                wanted = (
+                    'a verifier: aggregation = "pass" (the correct flag), or a check'
+                    if role == "check"
+                    else "the samples' answers"
+                )
+                raise ValueError(
+                    f"actions.{field}[{i}].rule: {spec.rule!r} needs {wanted} on every "
+                    f"dataset, and datasets[{lacking[0]}] has none (columns.{role}, or "
+                    f"models.<model>.{role} for a wide log)"
+                )
         return self
 
     @model_validator(mode="after")

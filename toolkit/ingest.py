@@ -15,7 +15,8 @@ keys hold parallel arrays, one entry per row: the MATH-500 counts file).
     text; coded per instance as the dense rank of the distinct answers, from 0, into
     ``samples.answer``; a missing answer agrees with nothing), optional ``tokens`` (output
     tokens) or ``response`` (the output text; tokens counted from it), optional ``text`` (the
-    question).
+    question), optional ``score`` and ``check`` (a flag: a deployable check's verdict, into
+    ``samples.verified``).
 ``source = "counts"``: one row per instance and model.
     ``id``, the model as above, ``n`` (samples drawn) and ``n_correct`` (of them correct);
     optional ``text``. A count may be an array of counts (e.g. one per session): it is summed.
@@ -25,7 +26,9 @@ keys hold parallel arrays, one entry per row: the MATH-500 counts file).
     support pass@b (or b = 1) and budgets in samples.
 ``source = "wide"``: one row per instance, one set of columns per model (routing logs).
     ``id``, optional ``text``, and per declared model ``[datasets.models.<model>]`` with
-    ``correct`` and optionally ``response`` (tokens counted from it) or ``tokens``. Stored as one
+    ``correct`` and optionally ``response`` (tokens counted from it) or ``tokens``, ``cost``,
+    ``answer`` (text, trimmed, coded per instance across the models) and ``check`` (a
+    deployable check's verdict on the answer). Stored as one
     sample per instance and model, so the actions are the models at b = 1 and, with
     ``actions.cost = "usd"``, an action costs (prompt tokens x input price + response tokens x
     output price) / 1e6 with the prices of its ``[[models]]`` entry (``toolkit.outcomes``).
@@ -91,7 +94,7 @@ _EXPECTED: dict[Kind, str] = {
 _STORED_LIMITS = {"sample": 2**31 - 1, "prompt_tokens": 2**31 - 1, "level": 2**15 - 1}
 """The largest value of the roles stored in fewer than 64 bits (``integer``, ``smallint``)."""
 _PER_SAMPLE_ROLES = frozenset(
-    {"sample", "answer", "correct", "tokens", "response", "prompt_tokens", "cost", "score"}
+    {"sample", "answer", "correct", "tokens", "response", "prompt_tokens", "cost", "score", "check"}
 )
 """Roles of a ``samples`` file that may hold one list per row (all of a row's samples)."""
 _TRUE_TEXT = "('true', 't', '1', 'yes', 'y')"
@@ -414,6 +417,7 @@ def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
         "known_cost": ("amount", True),
         "text": ("text", needs_text),
         "score": ("number", True),
+        "check": ("flag", True),
     }
     roles = [
         _Role(name, column, *kinds[name], where=f"{where}.columns.{name}")
@@ -443,6 +447,12 @@ def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
                 )
             if model_columns.cost is not None:
                 roles.append(_Role(f"cost_{k}", model_columns.cost, "amount", True, f"{at}.cost"))
+            if model_columns.check is not None:
+                roles.append(_Role(f"check_{k}", model_columns.check, "flag", True, f"{at}.check"))
+            if model_columns.answer is not None:
+                roles.append(
+                    _Role(f"answer_{k}", model_columns.answer, "text", False, f"{at}.answer")
+                )
     return roles
 
 
@@ -1340,11 +1350,12 @@ def _samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:
     prompt = "c.prompt_tokens" if columns.prompt_tokens is not None else "null"
     cost = "c.cost" if columns.cost is not None else "null"
     score = "c.score" if columns.score is not None else "null"
+    check = "c.check" if columns.check is not None else "null"
     query = f"""
         select i.instance_id, c.model, ({sample})::integer as sample_idx,
             ({answer})::integer as answer, {correct} as correct, ({tokens})::bigint as tokens,
             ({prompt})::bigint as prompt_tokens, ({cost})::double as cost,
-            ({score})::double as score
+            ({score})::double as score, ({check})::boolean as verified
         from checked c {_JOIN_IDS} {_SAMPLE_ORDER}"""
     return con.sql(query).to_arrow_table()
 
@@ -1385,14 +1396,22 @@ def _wide_samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table
             model_columns.tokens, model_columns.response, f"c.tokens_{k}", f"c.response_{k}"
         )
         cost = f"c.cost_{k}" if model_columns.cost is not None else "null"
+        check = f"c.check_{k}" if model_columns.check is not None else "null"
+        answer = f"trim(c.answer_{k})" if model_columns.answer is not None else "null"
         parts.append(
             f"select i.instance_id, $model_{k} as model, 0 as sample_idx, "
-            f"null as answer, c.correct_{k} as correct, {tokens} as tokens, "
-            f"{prompt} as prompt_tokens, {cost} as cost from checked c {_JOIN_IDS}"
+            f"{answer}::varchar as answer_text, c.correct_{k} as correct, {tokens} as tokens, "
+            f"{prompt} as prompt_tokens, {cost} as cost, {check} as verified "
+            f"from checked c {_JOIN_IDS}"
         )
+    # answers coded per instance across the models (equal text, equal code), as in a samples log
     query = f"""
         select instance_id, model::varchar as model, sample_idx::integer as sample_idx,
-            answer::integer as answer, correct, tokens::bigint as tokens,
-            prompt_tokens::bigint as prompt_tokens, cost::double as cost
+            (case when answer_text is not null then dense_rank() over (partition by
+                instance_id, answer_text is null order by answer_text) - 1 end)::integer
+                as answer,
+            correct, tokens::bigint as tokens,
+            prompt_tokens::bigint as prompt_tokens, cost::double as cost,
+            verified::boolean as verified
         from ({" union all ".join(parts)}) {_SAMPLE_ORDER}"""
     return con.sql(query, params=params).to_arrow_table()

@@ -58,11 +58,13 @@ def answer_profiles(samples: ir.Table) -> ir.Table:
     of equal correct answers and of equal wrong answers, each sorted ascending (a sorted array,
     not an ordered aggregate: Spark has no ordered ``collect``).
 
-    A sample with a null answer counts as its own group (nothing to agree with). The logged
-    ``prompt_tokens`` and ``cost`` columns are optional."""
+    A sample with a null answer counts as its own group (nothing to agree with). With a logged
+    check (``samples.verified``): ``n_checked`` samples carry a verdict, ``n_passed`` pass it,
+    ``n_passed_correct`` of them right (``toolkit.rules.until_checked``). The logged
+    ``prompt_tokens``, ``cost`` and ``verified`` columns are optional."""
     optional = {
         name: ibis.null(kind)
-        for name, kind in (("prompt_tokens", "int64"), ("cost", "float64"))
+        for name, kind in (("prompt_tokens", "int64"), ("cost", "float64"), ("verified", "boolean"))
         if name not in samples.columns
     }
     grouped = (
@@ -81,6 +83,8 @@ def answer_profiles(samples: ir.Table) -> ir.Table:
             prompts_counted=ibis._.prompt_tokens.count(),
             cost=ibis._.cost.sum(),
             costs_counted=ibis._.cost.count(),
+            checked=ibis._.verified.count(),
+            passed=ibis._.verified.cast("int64").sum(),
         )
     )
     return grouped.group_by(["instance_id", "model"]).agg(
@@ -92,6 +96,18 @@ def answer_profiles(samples: ir.Table) -> ir.Table:
         mean_cost=grouped.cost.sum() / grouped.costs_counted.sum().nullif(0),
         correct_groups=grouped.size.collect(where=grouped.correct).sort(),
         wrong_groups=grouped.size.collect(where=~grouped.correct).sort(),
+        n_checked=grouped.checked.sum(),
+        n_passed=grouped.passed.sum().fill_null(0),
+        n_passed_correct=grouped.passed.sum(where=grouped.correct).fill_null(0),
+    )
+
+
+def answer_counts(samples: ir.Table) -> ir.Table:
+    """Per (instance_id, model, answer) of the samples with an answer: ``m`` samples gave it,
+    ``correct`` whether it is right (what an ``agreement`` cascade compares across models)."""
+    known = samples.filter(samples.answer.notnull())
+    return known.group_by(["instance_id", "model", "answer"]).agg(
+        m=ibis._.count(), correct=ibis._.correct.max()
     )
 
 

@@ -33,7 +33,13 @@ from toolkit.evaluate import evaluate
 from toolkit.ingest import ImportedDataset
 from toolkit.learn import learn
 from toolkit.noise import half_outcomes
-from toolkit.outcomes import action_table, answer_profiles, estimate_outcomes, score_levels
+from toolkit.outcomes import (
+    action_table,
+    answer_counts,
+    answer_profiles,
+    estimate_outcomes,
+    score_levels,
+)
 from toolkit.preflight import Checked, check
 from toolkit.probe import probe_outcomes
 from toolkit.progress import Step
@@ -199,8 +205,11 @@ def write_outcomes(
         if logged:
             outcomes = _with_logged(outcomes, actions, logged)
         if study.actions.rules or study.actions.cascades:  # adaptive (toolkit.adaptive)
+            answers = None
+            if any(spec.rule == "agreement" for spec in study.actions.cascades):
+                answers = backend.to_pyarrow(answer_counts(samples))
             outcomes = pa.concat_tables(
-                [outcomes, adaptive_outcomes(study, profiles, prompts, truth)],
+                [outcomes, adaptive_outcomes(study, profiles, prompts, truth, answers)],
                 promote_options="default",
             ).sort_by([("instance_id", "ascending"), ("action_id", "ascending")])
         if study.probe_model is not None:  # the probe's actions and features (toolkit.probe)

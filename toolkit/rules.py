@@ -13,8 +13,10 @@ drawn, over the orders:
   a ``Beta(v1 + 1, v2 + 1)`` posterior of their counts ``v1 >= v2``
   (``1 - I_0.5(v1 + 1, v2 + 1)``).
 - ``first_agree``: stop as soon as ``k`` samples agree.
-- ``until_verified``: with a verifier (``pass`` aggregation), stop at the first sample it
-  accepts; accuracy is pass@b, the cost is the samples drawn until then.
+- ``until_verified``: stop at the first sample a check accepts: the correct flag (an oracle
+  verifier, ``pass`` aggregation: accuracy is pass@b) or a logged check (``columns.check``: a
+  deployable test, say a format or unit-test check, whose verdict can be wrong;
+  ``until_checked``); the cost is the samples drawn until then.
 
 Exact method (``rule_outcomes``). A rule that treats answers alike (relabelling the answers
 does not change when it stops) stops at a count vector ``y`` (how many of each answer group it
@@ -49,7 +51,8 @@ from typing import Literal
 import numpy as np
 from scipy.special import betainc
 
-RuleKind = Literal["esc", "adaptive_consistency", "first_agree", "until_verified"]
+RuleKind = Literal["esc", "adaptive_consistency", "first_agree", "until_verified", "agreement"]
+"""``agreement`` is a cascade's own rule (one answer per model, ``toolkit.adaptive``)."""
 RULE_KINDS: tuple[str, ...] = ("esc", "adaptive_consistency", "first_agree", "until_verified")
 EXACT_MAX_CAP = 20
 """The largest cap the exact method runs at (2,714 partitions of at most 20)."""
@@ -78,12 +81,14 @@ class Rule:
             return f"ac(p>={self.threshold:g},b<={self.cap})"
         if self.kind == "first_agree":
             return f"agree(k={self.k},b<={self.cap})"
+        if self.kind == "agreement":
+            return "agreement"
         return f"verify(b<={self.cap})"
 
     @property
     def least(self) -> int:
         """The fewest samples the rule can stop after."""
-        if self.kind == "until_verified":
+        if self.kind in ("until_verified", "agreement"):
             return 1
         return min(sum(parts) for parts in stop_counts(self))
 
@@ -391,14 +396,39 @@ def rule_parts_iid(rule: Rule, p_correct: np.ndarray, p_wrong: np.ndarray) -> np
 def _until_verified(cap: int, n_correct: np.ndarray, n: np.ndarray) -> np.ndarray:
     """pass@cap, E[min(T, cap)] = sum_{t < cap} P(the first t are all wrong) with
     P = C(n - c, t) / C(n, t), P(none verified) and 0 (unsure is never right)."""
-    wrong = n - n_correct
-    none_yet = np.ones(len(n))
-    samples = np.zeros(len(n))
+    return until_checked(cap, n, n_correct, n_correct, np.zeros(len(n)))
+
+
+def until_checked(
+    cap: int, n: np.ndarray, passed: np.ndarray, passed_right: np.ndarray, failed_right: np.ndarray
+) -> np.ndarray:
+    """``rule_parts`` of ``until_verified`` with a logged check (``columns.check``) in place of
+    the correct flag: of the n samples, ``passed`` pass the check (``passed_right`` of them
+    right) and ``n - passed`` fail it (``failed_right`` of them right). The rule stops at the
+    first sample that passes, whose answer stands; when none of the first ``cap`` passes it
+    ends unsure and the first sample's answer stands. With q_t = C(n - passed, t) / C(n, t),
+    the chance that the first t all fail::
+
+        acc = (1 - q_cap) passed_right / passed + q_cap failed_right / (n - passed)
+        E[samples] = sum_{t < cap} q_t,  P(unsure) = q_cap
+
+    With the correct flag as the check (passed = passed_right = n_correct, failed_right = 0)
+    this is ``_until_verified``. NaN where n < cap."""
+    n, passed = np.asarray(n, np.float64), np.asarray(passed, np.float64)
+    failed = n - passed
+    none_yet, samples = np.ones(len(n)), np.zeros(len(n))
     for t in range(cap):
         samples += none_yet
         with np.errstate(invalid="ignore", divide="ignore"):
-            none_yet = none_yet * np.maximum(wrong - t, 0) / (n - t)
-    return np.stack([1.0 - none_yet, samples, none_yet, np.zeros(len(n))])
+            none_yet = none_yet * np.maximum(failed - t, 0) / (n - t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        right_if_passed = np.where(passed > 0, passed_right / np.maximum(passed, 1), 0.0)
+        right_if_failed = np.where(failed > 0, failed_right / np.maximum(failed, 1), 0.0)
+    unsure_right = none_yet * right_if_failed
+    out = np.stack(
+        [(1.0 - none_yet) * right_if_passed + unsure_right, samples, none_yet, unsure_right]
+    )
+    return np.where(n < cap, np.nan, out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -502,6 +532,7 @@ __all__ = [
     "rule_parts",
     "rule_parts_iid",
     "unsure_counts",
+    "until_checked",
     "rule_outcomes_mc",
     "simulate_orders",
     "stop_counts",

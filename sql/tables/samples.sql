@@ -13,7 +13,10 @@ create table if not exists samples (
     tokens bigint,                     -- output tokens of this sample, where known
     prompt_tokens bigint,              -- the prompt's tokens for this sample, where logged
     cost double,                       -- the sample's dollar cost, where logged
-    score double                       -- a reward model's or verifier's score of the
+    score double,                      -- a reward model's or verifier's score of the
                                        -- sample (columns.score; higher is better), where
                                        -- logged: best-of-b keeps the highest-scored answer
+    verified boolean                   -- a deployable check's verdict on the sample
+                                       -- (columns.check), where logged: until_verified
+                                       -- stops at the first sample that passes it
 );
