@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from toolkit.config import resolve_model
 from toolkit.outcomes import (
-    _profile_keys,
     answer_profiles,
     best_of_accuracy,
     estimate_outcomes,
     majority_vote_accuracy,
     majority_vote_accuracy_iid,
     pass_at_b,
+    profile_keys,
     score_levels,
 )
 
@@ -202,7 +202,7 @@ def test_answer_profiles_given_expect():
 
 def _profile_keys_by_dict(profiles: pa.Table):
     """The reference: distinct (n, correct groups, wrong groups) in order of first appearance,
-    with a Python dict (what ``_profile_keys`` replaces with one Arrow hash pass)."""
+    with a Python dict (what ``profile_keys`` replaces with one Arrow hash pass)."""
     index: dict = {}
     inverse = [
         index.setdefault((int(n), tuple(c or ()), tuple(w or ())), len(index))
@@ -241,7 +241,7 @@ def test_profile_keys_match_a_dict_of_tuples(rows, chunks):
     size = -(-len(rows) // chunks)  # a chunked table, as an engine may return
     table = pa.concat_tables([table.slice(i, size) for i in range(0, len(rows), size)])
     index, inverse = _profile_keys_by_dict(table)
-    distinct_n, correct, wrong, got_inverse = _profile_keys(table)
+    distinct_n, correct, wrong, got_inverse = profile_keys(table)
     got = zip(distinct_n, correct, wrong, strict=True)
     assert [(int(n), tuple(c), tuple(w)) for n, c, w in got] == list(index)
     np.testing.assert_array_equal(got_inverse, inverse)

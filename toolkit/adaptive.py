@@ -53,7 +53,7 @@ class _Stream:
 
     def __init__(self, study, spec, profiles: pa.Table, prompts, truth: pa.Table | None):
         from toolkit.config import resolve_model
-        from toolkit.outcomes import Usage, _pad, _profile_keys
+        from toolkit.outcomes import Usage, model_truth, pad_groups, profile_keys
 
         mine = profiles.filter(pc.equal(profiles.column("model"), spec.name)).sort_by("instance_id")
         self.study, self.name = study, spec.name
@@ -62,9 +62,9 @@ class _Stream:
         self.rows_correct = mine.column("n_correct").to_numpy().astype(np.float64)
         self.usage = Usage.of(mine, self.ids, prompts)
         self.model = resolve_model(spec)
-        self.n, correct, wrong, self.inverse = _profile_keys(mine)
-        self.correct, self.wrong = _pad(correct), _pad(wrong)
-        self.truth = _model_truth(truth, spec.name)
+        self.n, correct, wrong, self.inverse = profile_keys(mine)
+        self.correct, self.wrong = pad_groups(correct), pad_groups(wrong)
+        self.truth = model_truth(truth, spec.name)
         self.check = _logged_check(mine, spec.name)
         self._parts: dict[Rule, np.ndarray] = {}
 
@@ -100,7 +100,7 @@ def adaptive_outcomes(
     profiles: ``answer_profiles`` executed; truth: the simulation's (instance_id, model,
     p_correct, p_wrong) or None; answers: ``answer_counts`` executed (for ``agreement``
     cascades)."""
-    from toolkit.outcomes import Prompts, action_table, cascade_name
+    from toolkit.outcomes import Prompts, action_table, cascade_name, nullable_floats
 
     actions = action_table(study)
     adaptive = actions.filter(pc.equal(actions.column("menu"), "adaptive")).to_pylist()
@@ -135,7 +135,7 @@ def adaptive_outcomes(
                 {
                     "instance_id": pa.array(ids, pa.int64()),
                     "action_id": pa.array(np.full(len(ids), row["action_id"]), pa.int32()),
-                    **{name: _nullable(values, len(ids)) for name, values in columns.items()},
+                    **{name: nullable_floats(values, len(ids)) for name, values in columns.items()},
                 }
             )
         )
@@ -293,10 +293,6 @@ def _monte_carlo(rule: Rule, stream: _Stream, action_id: int):
     return tuple(np.concatenate(column) for column in out)
 
 
-def _nullable(values: np.ndarray | None, n: int) -> pa.Array:
-    return pa.nulls(n, pa.float64()) if values is None else pa.array(values, pa.float64())
-
-
 def _logged_check(mine: pa.Table, model: str) -> tuple[np.ndarray, ...] | None:
     """(n, passed, passed and right, failed and right) per instance from a logged check
     (``samples.verified``), or None when the model's samples carry none."""
@@ -315,17 +311,6 @@ def _logged_check(mine: pa.Table, model: str) -> tuple[np.ndarray, ...] | None:
     passed_right = mine.column("n_passed_correct").to_numpy().astype(np.float64)
     n_correct = mine.column("n_correct").to_numpy().astype(np.float64)
     return n, passed, passed_right, n_correct - passed_right
-
-
-def _model_truth(truth: pa.Table | None, model: str):
-    if truth is None:
-        return None
-    mine = truth.filter(pc.equal(truth.column("model"), model)).sort_by("instance_id")
-    p_wrong = mine.column("p_wrong").combine_chunks()
-    return (
-        mine.column("p_correct").to_numpy(),
-        p_wrong.flatten().to_numpy().reshape(mine.num_rows, -1),
-    )
 
 
 __all__ = ["adaptive_outcomes", "cascade_outcome"]

@@ -150,7 +150,7 @@ def best_of_accuracy(levels: pa.Table, b: int) -> tuple[np.ndarray, np.ndarray]:
     return ids[starts], acc
 
 
-def _pad(groups: list[list[int]] | list[np.ndarray], dtype=np.float64) -> np.ndarray:
+def pad_groups(groups: list[list[int]] | list[np.ndarray], dtype=np.float64) -> np.ndarray:
     width = max((len(g) for g in groups), default=0)
     out = np.zeros((len(groups), max(width, 1)), dtype=dtype)
     for row, g in enumerate(groups):
@@ -209,8 +209,8 @@ def majority_vote_accuracy(
     profile i; their sizes add up to n[i]. Ties are broken uniformly at random.
     """
     n = np.asarray(n, dtype=np.int64)
-    correct = _pad(correct_groups)
-    wrong = _pad(wrong_groups)
+    correct = pad_groups(correct_groups)
+    wrong = pad_groups(wrong_groups)
     ys = np.arange(b + 1)
     result = np.zeros(len(n))
     for k in range(correct.shape[1]):
@@ -349,7 +349,7 @@ def _list_matrix(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.nda
     return lengths, matrix
 
 
-def _profile_keys(profiles: pa.Table) -> tuple[np.ndarray, list, list, np.ndarray]:
+def profile_keys(profiles: pa.Table) -> tuple[np.ndarray, list, list, np.ndarray]:
     """Distinct (n, correct groups, wrong groups) and the index of each row's profile.
 
     Each row becomes one fixed-width binary key (n, the two list lengths, the zero-padded
@@ -410,18 +410,9 @@ def estimate_outcomes(
         n_correct = mine.column("n_correct").to_numpy()
         usage = Usage.of(mine, instance_ids, prompts)
         if aggregation == "majority":
-            distinct_n, distinct_correct, distinct_wrong, inverse = _profile_keys(mine)
+            distinct_n, distinct_correct, distinct_wrong, inverse = profile_keys(mine)
         del mine
-        model_truth = None
-        if truth is not None:
-            t = truth.filter(pa.compute.equal(truth.column("model"), spec.name)).sort_by(
-                "instance_id"
-            )
-            p_wrong = t.column("p_wrong").combine_chunks()
-            model_truth = (
-                t.column("p_correct").to_numpy(),
-                p_wrong.flatten().to_numpy().reshape(len(t), -1),
-            )
+        known_truth = model_truth(truth, spec.name)
         if aggregation == "best_of":
             if levels is None:
                 raise ValueError("best-of-b needs the samples' score levels")
@@ -443,8 +434,8 @@ def estimate_outcomes(
                     inverse
                 ]
                 acc_true = (
-                    majority_vote_accuracy_iid(model_truth[0], model_truth[1], b)
-                    if model_truth is not None
+                    majority_vote_accuracy_iid(known_truth[0], known_truth[1], b)
+                    if known_truth is not None
                     else None
                 )
             elif aggregation == "best_of":  # real logs only: no truth
@@ -460,7 +451,7 @@ def estimate_outcomes(
                 acc_true = None
             else:
                 acc = pass_at_b(n, n_correct, b)
-                acc_true = 1.0 - (1.0 - model_truth[0]) ** b if model_truth is not None else None
+                acc_true = 1.0 - (1.0 - known_truth[0]) ** b if known_truth is not None else None
             part.action_ids.append(row["action_id"])
             part.acc.append(np.clip(acc, 0.0, 1.0))
             cost, known = action_cost(study.actions, b, usage, model)
@@ -531,9 +522,7 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
             if all(truths)
             else interleave("acc_true"),
             "samples": interleave("samples"),
-            "acc_se": _nan_as_null(interleave("acc_se"))
-            if estimated
-            else pa.nulls(len(ids) * k, pa.float64()),
+            "acc_se": nullable_floats(interleave("acc_se") if estimated else None, len(ids) * k),
         }
         return pa.table(columns)
     tables = []
@@ -561,7 +550,7 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
                         if acc_true is None
                         else pa.array(acc_true),
                         "samples": samples,
-                        "acc_se": _nan_as_null(acc_se),
+                        "acc_se": nullable_floats(acc_se, rows),
                     }
                 )
             )
@@ -569,8 +558,24 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
     return pa.concat_tables(tables).sort_by(order)
 
 
-def _nan_as_null(values: np.ndarray) -> pa.Array:
-    return pa.array(values, pa.float64(), from_pandas=True)  # NaN -> null
+def nullable_floats(values: np.ndarray | None, n: int) -> pa.Array:
+    """A float column with NaN as null; all null when ``values`` is None."""
+    if values is None:
+        return pa.nulls(n, pa.float64())
+    return pa.array(values, pa.float64(), from_pandas=True)
+
+
+def model_truth(truth: pa.Table | None, model: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """One model's (p_correct (n,), p_wrong (n, k)) in instance_id order from the simulation's
+    truth, or None without one."""
+    if truth is None:
+        return None
+    mine = truth.filter(pc.equal(truth.column("model"), model)).sort_by("instance_id")
+    p_wrong = mine.column("p_wrong").combine_chunks()
+    return (
+        mine.column("p_correct").to_numpy(),
+        p_wrong.flatten().to_numpy().reshape(mine.num_rows, -1),
+    )
 
 
 class Prompts:
