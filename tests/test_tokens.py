@@ -70,3 +70,16 @@ def test_counting_inside_a_duckdb_query_starts_no_thread():
         con.close()
     assert total == sum(count_tokens(texts, "cl100k_base").to_pylist())
     assert started == []
+
+
+def test_the_counts_live_in_arrow_memory_not_numpy():
+    """DuckDB releases ``count_tokens``' result on a worker thread; over NumPy memory that
+    release needs the GIL, which the querying thread holds while it waits for the worker (an
+    import hung that way in the suite). The counts are copied into Arrow's memory pool."""
+    import pyarrow as pa
+
+    texts = [f"What is {i} squared?" for i in range(10_000)] + [None]
+    before = pa.total_allocated_bytes()
+    counts = count_tokens(texts, "cl100k_base")
+    assert pa.total_allocated_bytes() - before >= 8 * len(texts)
+    assert counts.null_count == 1 and counts[0].as_py() > 0

@@ -74,7 +74,12 @@ def count_tokens(texts: pa.Array | pa.ChunkedArray | list, tokenizer: str) -> pa
         np.asarray(owner, dtype=np.int64),
         np.array([len(encoding.encode_ordinary(piece)) for piece in pieces], dtype=np.int64),
     )
-    return pa.array(counts, pa.int64(), mask=np.array([value is None for value in values]))
+    over_numpy = pa.array(counts, pa.int64(), mask=np.array([value is None for value in values]))
+    # Copied into Arrow's own memory: as DuckDB's ``count_tokens`` the result is last released
+    # on one of DuckDB's worker threads, and an array over NumPy memory needs the GIL to be
+    # freed, which the querying thread holds while it waits for that worker: a deadlock (an
+    # import hung in ``Executor::CancelTasks`` with a worker in ``NumPyBuffer``'s destructor).
+    return pa.concat_arrays([over_numpy, pa.array([], pa.int64())])
 
 
 PIECE_CHARS = 200_000
