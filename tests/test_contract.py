@@ -480,3 +480,19 @@ def test_an_error_duckdb_raises_from_ctrl_c_counts_as_an_interrupt():
     except RuntimeError as error:
         assert _caused_by_interrupt(error)
     assert not _caused_by_interrupt(RuntimeError("a bug"))
+
+
+def test_an_import_broken_by_ctrl_c_is_not_imported_again():
+    """Ctrl-C inside ``import duckdb`` leaves the extension half-registered; importing it again
+    raised "type 'ExplainType' is already registered" and the interpreter died (SIGSEGV, seen
+    in CI at a 0.3 s delay). Deciding whether an error came from the interrupt imports
+    nothing."""
+    code = (
+        "import sys\n"
+        "from toolkit.cli import _caused_by_interrupt\n"
+        "assert 'duckdb' not in sys.modules\n"
+        "assert not _caused_by_interrupt(ImportError('initialization failed'))\n"
+        "print('duckdb' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

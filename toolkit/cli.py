@@ -621,7 +621,7 @@ def main() -> None:
         error.show()
         sys.exit(error.exit_code)
     except Exception as error:  # Ctrl-C inside a DuckDB call or an import: caused by it
-        if not (_caused_by_interrupt(error) or interrupt_requested()):
+        if not (interrupt_requested() or _caused_by_interrupt(error)):
             raise
         status = INTERRUPTED
     if status == INTERRUPTED:  # typer returns click's Abort on Ctrl-C as exit code 130
@@ -645,12 +645,16 @@ def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
 
 def _caused_by_interrupt(error: BaseException) -> bool:
     """Whether ``error`` is DuckDB's answer to Ctrl-C or SIGTERM: its ``InterruptException``,
-    or an error raised from a ``KeyboardInterrupt`` (DuckDB's "Query interrupted")."""
-    import duckdb
+    or an error raised from a ``KeyboardInterrupt`` (DuckDB's "Query interrupted").
 
+    DuckDB is looked up, never imported here: an interrupt that broke into its import leaves
+    the extension half-registered, and importing it again fails ("generic_type: type
+    'ExplainType' is already registered!") and then crashes the interpreter (SIGSEGV)."""
+    duckdb = sys.modules.get("duckdb")
+    interrupted = getattr(duckdb, "InterruptException", KeyboardInterrupt)
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, (KeyboardInterrupt, duckdb.InterruptException)):
+        if isinstance(seen, (KeyboardInterrupt, interrupted)):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
