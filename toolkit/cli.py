@@ -180,19 +180,19 @@ def _summarise(result) -> None:
 @app.command()
 def run(study: StudyArg = None, out: OutOpt = Path("out"), engine: EngineOpt = None) -> None:
     """Run the whole study into OUT/study.duckdb and write OUT/report.html."""
+    parsed = _load(study, engine)  # a bad study file is refused before the stages load
     from toolkit.pipeline import run_study
 
-    _summarise(run_study(_load(study, engine), out, progress=_progress))
+    _summarise(run_study(parsed, out, progress=_progress))
 
 
 @app.command()
 def simulate(study: StudyArg = None, out: OutOpt = Path("out"), engine: EngineOpt = None) -> None:
     """Simulate a study's samples and estimate its outcomes, nothing further."""
+    parsed = _load(study, engine)
     from toolkit.pipeline import run_study
 
-    _summarise(
-        run_study(_load(study, engine), out, stages=("simulate", "outcomes"), progress=_progress)
-    )
+    _summarise(run_study(parsed, out, stages=("simulate", "outcomes"), progress=_progress))
 
 
 @app.command()
