@@ -579,6 +579,14 @@ def test_wide_logs_check_every_model_column(tmp_path):
     assert rows == [(0, "m1", True, 2), (0, "m2", False, 1), (1, "m1", True, 1), (1, "m2", True, 1)]
 
 
+def routing_study(base_dir: Path, id_column: str, models: dict, **sections: dict) -> Study:
+    """A study over ``wide.csv``, one answer per declared model (``models``: its columns)."""
+    dataset = {"source": "wide", "path": "wide.csv", "columns": {"id": id_column}, "models": models}
+    entries = [{"name": name, "accuracy": {}, "output_tokens": {}} for name in models]
+    estimation = {"samples_per_instance": 1}
+    return tiny_study(base_dir, dataset, models=entries, estimation=estimation, **sections)
+
+
 CHECKED_CSV = (
     "prompt,a_ok,a_check,b_ok,b_check\n"
     "q1,True,True,True,False\n"  # A passes its check and is right: B is never asked
@@ -593,26 +601,21 @@ def test_a_cascade_escalates_on_the_logged_check(tmp_path):
     exactly where A's answer fails A's check, pays both there, and is right when the answer
     that stands is; without aggregation = "pass" a check on every dataset is required."""
     (tmp_path / "wide.csv").write_text(CHECKED_CSV)
-    dataset = {
-        "source": "wide",
-        "path": "wide.csv",
-        "columns": {"id": "prompt"},
-        "models": {
-            "m1": {"correct": "a_ok", "check": "a_check"},
-            "m2": {"correct": "b_ok", "check": "b_check"},
-        },
+    models = {
+        "m1": {"correct": "a_ok", "check": "a_check"},
+        "m2": {"correct": "b_ok", "check": "b_check"},
     }
-    study = tiny_study(
+    cascade = {"models": ["m1", "m2"], "rule": "until_verified", "cap": 1}
+    study = routing_study(
         tmp_path,
-        dataset,
-        models=[{"name": name, "accuracy": {}, "output_tokens": {}} for name in ("m1", "m2")],
+        "prompt",
+        models,
         actions={
             "samples": [1],
             "aggregation": "majority",
             "cost": "samples",
-            "cascades": [{"models": ["m1", "m2"], "rule": "until_verified", "cap": 1}],
+            "cascades": [cascade],
         },
-        estimation={"samples_per_instance": 1},
         budgets={"values": [1.25, 1.5]},
     )
     result = run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
@@ -706,21 +709,12 @@ def test_a_wide_log_codes_answers_across_its_models(tmp_path):
     """A routing log's answer columns: equal text (trimmed) is one code within an instance,
     whichever model gave it; a missing answer stays null."""
     (tmp_path / "wide.csv").write_text("q,a,a_ok,b,b_ok\nq1,42 ,1,42,1\nq2,7,0,,0\nq3,x,0,y,1\n")
-    dataset = {
-        "source": "wide",
-        "path": "wide.csv",
-        "columns": {"id": "q"},
-        "models": {
-            "m1": {"correct": "a_ok", "answer": "a"},
-            "m2": {"correct": "b_ok", "answer": "b"},
-        },
-    }
-    study = tiny_study(
+    models = {"m1": {"correct": "a_ok", "answer": "a"}, "m2": {"correct": "b_ok", "answer": "b"}}
+    study = routing_study(
         tmp_path,
-        dataset,
-        models=[{"name": m, "accuracy": {}, "output_tokens": {}} for m in ("m1", "m2")],
+        "q",
+        models,
         actions={"samples": [1], "aggregation": "pass", "cost": "samples"},
-        estimation={"samples_per_instance": 1},
         budgets={"values": [1.0]},
     )
     (data,) = ingest(study)
