@@ -579,6 +579,17 @@ def test_wide_logs_check_every_model_column(tmp_path):
     assert rows == [(0, "m1", True, 2), (0, "m2", False, 1), (1, "m1", True, 1), (1, "m2", True, 1)]
 
 
+def action_outcomes(database: Path, action: str, extra: str) -> list[tuple]:
+    """(source id, acc, cost, ``extra``) of one action's outcome rows, by source id."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        return con.execute(
+            f"select i.source_id, o.acc, o.cost, {extra} from outcomes o "
+            "join actions a using (run_id, action_id) join instances i using (run_id, instance_id) "
+            "where a.name = ? order by i.source_id",
+            [action],
+        ).fetchall()
+
+
 def routing_study(base_dir: Path, id_column: str, models: dict, **sections: dict) -> Study:
     """A study over ``wide.csv``, one answer per declared model (``models``: its columns)."""
     dataset = {"source": "wide", "path": "wide.csv", "columns": {"id": id_column}, "models": models}
@@ -619,12 +630,8 @@ def test_a_cascade_escalates_on_the_logged_check(tmp_path):
         budgets={"values": [1.25, 1.5]},
     )
     result = run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
+    rows = action_outcomes(result.database, "m1>m2@verify(b<=1)", "o.samples")
     with duckdb.connect(str(result.database), read_only=True) as con:
-        rows = con.execute(
-            "select i.source_id, o.acc, o.cost, o.samples from outcomes o "
-            "join actions a using (run_id, action_id) join instances i using (run_id, instance_id) "
-            "where a.name = 'm1>m2@verify(b<=1)' order by i.source_id"
-        ).fetchall()
         verified = con.execute("select count(verified), count(*) from samples").fetchone()
     assert verified == (8, 8)
     assert rows == [
@@ -681,12 +688,7 @@ def test_an_agreement_cascade_matches_every_draw_of_three_answers(tmp_path):
         budgets={"values": [2.0, 2.5]},
     )
     result = run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
-    with duckdb.connect(str(result.database), read_only=True) as con:
-        stored = con.execute(
-            "select i.source_id, o.acc, o.cost, o.known_cost from outcomes o "
-            "join actions a using (run_id, action_id) join instances i using (run_id, instance_id) "
-            "where a.name = 'm1>m2>m3@agreement' order by i.source_id"
-        ).fetchall()
+    stored = action_outcomes(result.database, "m1>m2>m3@agreement", "o.known_cost")
     for (source, acc, cost, known), (q, models) in zip(stored, AGREEMENT_LOG.items(), strict=True):
         triples = list(itertools.product(models["m1"], models["m2"], models["m3"]))
         right = spent = 0.0
