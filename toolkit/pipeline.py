@@ -43,7 +43,6 @@ from toolkit.outcomes import (
 from toolkit.preflight import Checked, check
 from toolkit.probe import probe_outcomes
 from toolkit.progress import Step
-from toolkit.report import write_report
 from toolkit.scores import scored_samples
 from toolkit.simulate import simulate
 from toolkit.solve import solve_budgets, write_allocations
@@ -402,6 +401,8 @@ def run_study(
         if "report" in stages:
             # from the committed, closed database, opened read-only like any reader
             with _timed(result, "report", progress):
+                from toolkit.report import write_report  # matplotlib loads only for a report
+
                 result.report = write_report(path, path.with_name("report.html"), result.run_id)
             note_landed(f"run {result.run_id} landed in {path}, its report in {result.report}")
     except KeyboardInterrupt:
