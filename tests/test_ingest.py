@@ -909,3 +909,44 @@ def test_validate_reads_the_data_as_run_does(counts, declared, expected, tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert "read 1 data file(s), 5 instances" in done.stderr
+
+
+def test_a_samples_log_check_decides_until_verified_and_must_cover_the_model(tmp_path):
+    """Two logs of one model, one with a check column and one without: until_verified would
+    stop on the check for some instances and on the correct flag for others, so the run is
+    refused naming the model, and nothing lands."""
+    (tmp_path / "a.jsonl").write_text(
+        jsonl([{"id": "q1", "ok": True, "pass": True}, {"id": "q1", "ok": False, "pass": False}])
+    )
+    (tmp_path / "b.jsonl").write_text(jsonl([{"id": "q2", "ok": True}, {"id": "q2", "ok": False}]))
+    columns = {"id": "id", "correct": "ok"}
+    study = tiny_study(
+        tmp_path,
+        {
+            "source": "samples",
+            "path": "a.jsonl",
+            "model": "m1",
+            "columns": {**columns, "check": "pass"},
+        },
+        actions={
+            "samples": [1, 2],
+            "aggregation": "pass",
+            "cost": "samples",
+            "rules": [{"rule": "until_verified", "cap": 2}],
+        },
+        estimation={"samples_per_instance": 2},
+    )
+    alone = run_study(study, tmp_path / "alone", stages=("ingest", "outcomes"))
+    # q1: a right sample that passes and a wrong one that fails: right whichever comes first,
+    # after 1 or 2 samples
+    assert action_outcomes(alone.database, "m1@verify(b<=2)", "o.samples") == [
+        ("q1", 1.0, 1.5, 1.5)
+    ]
+    data = study.model_dump(mode="json")
+    data["datasets"].append(
+        {"name": "other", "source": "samples", "path": "b.jsonl", "model": "m1", "columns": columns}
+    )
+    study = parse_study(data, "<two logs>", base_dir=tmp_path)
+    with pytest.raises(StudyError, match="model 'm1': a check is logged for some of its samples"):
+        run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
+    assert not (tmp_path / "out" / "study.duckdb").exists()

@@ -94,9 +94,21 @@ _EXPECTED: dict[Kind, str] = {
 _STORED_LIMITS = {"sample": 2**31 - 1, "prompt_tokens": 2**31 - 1, "level": 2**15 - 1}
 """The largest value of the roles stored in fewer than 64 bits (``integer``, ``smallint``)."""
 _PER_SAMPLE_ROLES = frozenset(
-    {"sample", "answer", "correct", "tokens", "response", "prompt_tokens", "cost", "score", "check"}
+    {
+        "sample",
+        "answer",
+        "correct",
+        "tokens",
+        "response",
+        "prompt_tokens",
+        "cost",
+        "score",
+        "verified",
+    }
 )
 """Roles of a ``samples`` file that may hold one list per row (all of a row's samples)."""
+_CHECKED_AS = {"check": "verified"}
+"""Roles stored in the checked table under another name: ``check`` is an SQL keyword."""
 _TRUE_TEXT = "('true', 't', '1', 'yes', 'y')"
 _FLAG_TEXT = "('true', 't', '1', 'yes', 'y', 'false', 'f', '0', 'no', 'n')"
 
@@ -420,7 +432,7 @@ def _source_roles(study: Study, spec: DatasetSpec, where: str) -> list[_Role]:
         "check": ("flag", True),
     }
     roles = [
-        _Role(name, column, *kinds[name], where=f"{where}.columns.{name}")
+        _Role(_CHECKED_AS.get(name, name), column, *kinds[name], where=f"{where}.columns.{name}")
         for name, column in columns
         if column is not None
     ]
@@ -1350,7 +1362,7 @@ def _samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:
     prompt = "c.prompt_tokens" if columns.prompt_tokens is not None else "null"
     cost = "c.cost" if columns.cost is not None else "null"
     score = "c.score" if columns.score is not None else "null"
-    check = "c.check" if columns.check is not None else "null"
+    check = "c.verified" if columns.check is not None else "null"
     query = f"""
         select i.instance_id, c.model, ({sample})::integer as sample_idx,
             ({answer})::integer as answer, {correct} as correct, ({tokens})::bigint as tokens,
