@@ -65,7 +65,7 @@ class _Stream:
         self.n, correct, wrong, self.inverse = profile_keys(mine)
         self.correct, self.wrong = pad_groups(correct), pad_groups(wrong)
         self.truth = model_truth(truth, spec.name)
-        self.check = _logged_check(mine, spec.name)
+        self.check = _logged_check(mine, self)
         self._parts: dict[Rule, np.ndarray] = {}
 
     def parts(self, rule: Rule) -> np.ndarray:
@@ -248,24 +248,22 @@ def _agreement(chain: list[_Stream], answers: pa.Table | None) -> dict[str, np.n
 
 
 def _shared_answers(answers: pa.Table, first: _Stream, second: _Stream):
-    """Per instance of ``first`` (in its order): the sum over answers of m_1(a) m_2(a), and the
-    same over the right answers."""
-    by_model = {
-        stream.name: answers.filter(pc.equal(answers.column("model"), stream.name)).select(
-            ["instance_id", "answer", "m", "correct"]
-        )
-        for stream in (first, second)
-    }
-    both = by_model[first.name].join(
-        by_model[second.name].drop_columns(["correct"]),
+    """Per instance of ``first`` (in its order): the sum over answers a of m_1(a) m_2(a), and
+    the same over first's right samples."""
+
+    def of(stream: _Stream) -> pa.Table:
+        mine = answers.filter(pc.equal(answers.column("model"), stream.name))
+        return mine.select(["instance_id", "answer", "m", "correct"])
+
+    both = of(first).join(
+        of(second).drop_columns(["correct"]),
         keys=["instance_id", "answer"],
         join_type="inner",
         right_suffix="_2",
     )
-    ids = both.column("instance_id").to_numpy()
     products = both.column("m").to_numpy().astype(np.float64) * both.column("m_2").to_numpy()
     right = both.column("correct").to_numpy(zero_copy_only=False).astype(bool)
-    rows = np.searchsorted(first.ids, ids)
+    rows = np.searchsorted(first.ids, both.column("instance_id").to_numpy())
     agree, agree_right = np.zeros(len(first.ids)), np.zeros(len(first.ids))
     np.add.at(agree, rows, products)
     np.add.at(agree_right, rows, products * right)
@@ -293,24 +291,22 @@ def _monte_carlo(rule: Rule, stream: _Stream, action_id: int):
     return tuple(np.concatenate(column) for column in out)
 
 
-def _logged_check(mine: pa.Table, model: str) -> tuple[np.ndarray, ...] | None:
+def _logged_check(mine: pa.Table, stream: _Stream) -> tuple[np.ndarray, ...] | None:
     """(n, passed, passed and right, failed and right) per instance from a logged check
     (``samples.verified``), or None when the model's samples carry none."""
     if "n_checked" not in mine.column_names:
         return None
-    n = mine.column("n").to_numpy().astype(np.float64)
     checked = mine.column("n_checked").fill_null(0).to_numpy().astype(np.float64)
     if not checked.any():
         return None
-    if not np.array_equal(checked, n):
+    if not np.array_equal(checked, stream.rows_n):
         raise StudyError(
-            f"model {model!r}: a check is logged for some of its samples and not others "
+            f"model {stream.name!r}: a check is logged for some of its samples and not others "
             "(columns.check): until_verified needs it on every sample or none"
         )
     passed = mine.column("n_passed").to_numpy().astype(np.float64)
     passed_right = mine.column("n_passed_correct").to_numpy().astype(np.float64)
-    n_correct = mine.column("n_correct").to_numpy().astype(np.float64)
-    return n, passed, passed_right, n_correct - passed_right
+    return stream.rows_n, passed, passed_right, stream.rows_correct - passed_right
 
 
 __all__ = ["adaptive_outcomes", "cascade_outcome"]

@@ -312,14 +312,15 @@ class DatasetSpec(_SparseSection):
     prompt_overhead_tokens: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     features: dict[Name, FeatureColumn] | None = None
 
-    def carries(self, role: Literal["answer", "check"]) -> bool:
-        """Whether every sample of the dataset has an ``answer`` (a simulation's have) or a
-        ``check`` verdict: ``columns.<role>``, or ``<role>`` of every model of a wide log."""
+    def carries(self, role: Literal["answer", "check", "score"]) -> bool:
+        """Whether every sample of the dataset has an ``answer`` (a simulation's have), a
+        ``check`` verdict or a ``score``: ``columns.<role>`` of a samples log, or ``<role>`` of
+        every model of a wide log."""
         if self.source == "simulate":
             return role == "answer"
         if self.source == "wide":
             return bool(self.models) and all(
-                getattr(m, role) is not None for m in self.models.values()
+                getattr(m, role, None) is not None for m in self.models.values()
             )
         return self.source == "samples" and getattr(self.columns, role, None) is not None
 
@@ -891,7 +892,7 @@ class Study(_Section):
         if aggregation not in ("best_of", "weighted"):
             return self
         for index, spec in enumerate(self.datasets):
-            if spec.source != "samples" or spec.columns.score is None:
+            if not spec.carries("score"):
                 what = "simulated" if spec.source == "simulate" else f"a {spec.source} log"
                 raise ValueError(
                     f'actions.aggregation: "{aggregation}" reads the samples\' scores, and '

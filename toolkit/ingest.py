@@ -1347,12 +1347,7 @@ def _samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:
         if columns.sample is not None
         else "row_number() over (partition by c.id, c.model order by c._row, c._item) - 1"
     )
-    answer = (
-        "case when c.answer is not null then dense_rank() over "
-        "(partition by c.id, c.answer is null order by c.answer) - 1 end"
-        if columns.answer is not None
-        else "null"
-    )
+    answer = _answer_code("c.answer", "c.id") if columns.answer is not None else "null"
     correct = (
         "c.correct"
         if columns.correct is not None
@@ -1370,6 +1365,15 @@ def _samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table:
             ({score})::double as score, ({check})::boolean as verified
         from checked c {_JOIN_IDS} {_SAMPLE_ORDER}"""
     return con.sql(query).to_arrow_table()
+
+
+def _answer_code(answer: str, instance: str) -> str:
+    """SQL for an answer's code within its instance: the dense rank of the distinct answers,
+    from 0 (equal text, equal code, whichever model gave it); null for a missing answer."""
+    return (
+        f"case when {answer} is not null then dense_rank() over "
+        f"(partition by {instance}, {answer} is null order by {answer}) - 1 end"
+    )
 
 
 _JOIN_IDS = "join instance_text i on i.source_id = c.id"
@@ -1419,9 +1423,7 @@ def _wide_samples(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pa.Table
     # answers coded per instance across the models (equal text, equal code), as in a samples log
     query = f"""
         select instance_id, model::varchar as model, sample_idx::integer as sample_idx,
-            (case when answer_text is not null then dense_rank() over (partition by
-                instance_id, answer_text is null order by answer_text) - 1 end)::integer
-                as answer,
+            ({_answer_code("answer_text", "instance_id")})::integer as answer,
             correct, tokens::bigint as tokens,
             prompt_tokens::bigint as prompt_tokens, cost::double as cost,
             verified::boolean as verified

@@ -62,12 +62,32 @@ def answer_profiles(samples: ir.Table) -> ir.Table:
     check (``samples.verified``): ``n_checked`` samples carry a verdict, ``n_passed`` pass it,
     ``n_passed_correct`` of them right (``toolkit.rules.until_checked``). The logged
     ``prompt_tokens``, ``cost`` and ``verified`` columns are optional."""
+    grouped = _answer_groups(samples)
+    return grouped.group_by(["instance_id", "model"]).agg(
+        n=grouped.size.sum(),
+        # a sum over no rows is null: an instance without a correct sample has n_correct = 0
+        n_correct=grouped.size.sum(where=grouped.correct).fill_null(0),
+        mean_tokens=grouped.tokens.sum() / grouped.counted.sum().nullif(0),
+        mean_prompt_tokens=grouped.prompt_tokens.sum() / grouped.prompts_counted.sum().nullif(0),
+        mean_cost=grouped.cost.sum() / grouped.costs_counted.sum().nullif(0),
+        correct_groups=grouped.size.collect(where=grouped.correct).sort(),
+        wrong_groups=grouped.size.collect(where=~grouped.correct).sort(),
+        n_checked=grouped.checked.sum(),
+        n_passed=grouped.passed.sum().fill_null(0),
+        n_passed_correct=grouped.passed.sum(where=grouped.correct).fill_null(0),
+    )
+
+
+def _answer_groups(samples: ir.Table) -> ir.Table:
+    """Per (instance_id, model, group, correct): the samples that gave one answer (``group``,
+    its code; a sample with a null answer is a group of its own, ``-1 - sample_idx``), their
+    count, token, prompt, cost and check sums (the optional logged columns null when absent)."""
     optional = {
         name: ibis.null(kind)
         for name, kind in (("prompt_tokens", "int64"), ("cost", "float64"), ("verified", "boolean"))
         if name not in samples.columns
     }
-    grouped = (
+    return (
         samples.mutate(
             group=ibis.coalesce(
                 samples.answer.cast("int64"), -1 - samples.sample_idx.cast("int64")
@@ -87,27 +107,15 @@ def answer_profiles(samples: ir.Table) -> ir.Table:
             passed=ibis._.verified.cast("int64").sum(),
         )
     )
-    return grouped.group_by(["instance_id", "model"]).agg(
-        n=grouped.size.sum(),
-        # a sum over no rows is null: an instance without a correct sample has n_correct = 0
-        n_correct=grouped.size.sum(where=grouped.correct).fill_null(0),
-        mean_tokens=grouped.tokens.sum() / grouped.counted.sum().nullif(0),
-        mean_prompt_tokens=grouped.prompt_tokens.sum() / grouped.prompts_counted.sum().nullif(0),
-        mean_cost=grouped.cost.sum() / grouped.costs_counted.sum().nullif(0),
-        correct_groups=grouped.size.collect(where=grouped.correct).sort(),
-        wrong_groups=grouped.size.collect(where=~grouped.correct).sort(),
-        n_checked=grouped.checked.sum(),
-        n_passed=grouped.passed.sum().fill_null(0),
-        n_passed_correct=grouped.passed.sum(where=grouped.correct).fill_null(0),
-    )
 
 
 def answer_counts(samples: ir.Table) -> ir.Table:
-    """Per (instance_id, model, answer) of the samples with an answer: ``m`` samples gave it,
-    ``correct`` whether it is right (what an ``agreement`` cascade compares across models)."""
-    known = samples.filter(samples.answer.notnull())
-    return known.group_by(["instance_id", "model", "answer"]).agg(
-        m=ibis._.count(), correct=ibis._.correct.max()
+    """Per (instance_id, model, answer, correct) of the samples with an answer (the groups of
+    ``answer_profiles``): ``m`` samples gave it (what an ``agreement`` cascade compares across
+    models)."""
+    grouped = _answer_groups(samples)
+    return grouped.filter(grouped.group >= 0).select(
+        "instance_id", "model", answer=grouped.group, correct=grouped.correct, m=grouped.size
     )
 
 
