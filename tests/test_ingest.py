@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import default_study_dict, table_snapshot
+from toolkit import bi, report
 from toolkit.config import Study, load_study, parse_study
 from toolkit.errors import StudyError
 from toolkit.ingest import ingest
@@ -129,6 +130,7 @@ def test_run_study_on_the_real_studies_gives_the_known_outcomes(shared_data, tmp
         "actions": 18,
         "outcomes": 9000,
         "probes": 500,
+        "reference_curves": 18,  # the published coverage and majority curves, 9 b each
     }
     assert "ingest" in math.stage_seconds
 
@@ -157,6 +159,29 @@ def test_run_study_on_the_real_studies_gives_the_known_outcomes(shared_data, tmp
     for b in (1, 2, 4, 8):
         assert pass_at[b] == pytest.approx(coverage[b], abs=5e-3)
     assert all(pass_at[b] < pass_at[2 * b] for b in (1, 2, 4, 8, 16, 32, 64, 128))
+    # the report's cross-check reads the same curves from reference_curves beside the run's
+    # pass@b; the majority curve needs answers, which correct counts lack
+    backend = bi.open_read_only(math.database)
+    try:
+        cross = report.build_context(backend, math.run_id, str(math.database)).reference
+    finally:
+        backend.disconnect()
+    assert cross is not None and cross.aggregation == "pass"
+    published = {(r.curve, r.b): r.published for r in cross.rows}
+    assert published == {
+        **{("coverage", b): coverage[b] for b in coverage},
+        **dict(
+            zip(
+                [("majority", b) for b in curves["within_session"]["sel_grid"]],
+                curves["within_session"]["selection"],
+                strict=True,
+            )
+        ),
+    }
+    ours = {(r.curve, r.b): r.ours for r in cross.rows}
+    assert all(ours[("majority", b)] is None for b in coverage)
+    assert all(ours[("coverage", b)] == pytest.approx(pass_at[b], abs=1e-12) for b in coverage)
+    assert len(cross.charts) == 1
 
     with duckdb.connect(str(gsm8k.database), read_only=True) as con:
         per_model = con.execute(
@@ -327,6 +352,59 @@ def test_a_missing_file_names_the_study_key(tmp_path):
     (tmp_path / "meta.jsonl").write_text(GOOD_METADATA)
     with pytest.raises(StudyError, match=r"datasets\[0\]\.path: no such file: .*counts\.csv"):
         ingest(counts_study(tmp_path))
+
+
+CURVES = {"grid": {"b": [1, 2], "coverage": [0.5, 0.75], "majority": [0.5, 0.6]}}
+REFERENCE = {"path": "curves.json", "b": "grid.b", "coverage": "grid.coverage"}
+BAD_REFERENCES = {
+    "a missing key": ({**REFERENCE, "coverage": "grid.pass"}, "the file has no key 'grid.pass'"),
+    "a count that is not one": (
+        {**REFERENCE, "b": "grid.coverage"},
+        "grid.coverage[0] is 0.5, not a sample count >= 1",
+    ),
+    "an accuracy above one": (
+        {**REFERENCE, "coverage": "grid.b"},
+        "grid.b[1] is 2, not an accuracy in [0, 1]",
+    ),
+    "lengths that differ": (
+        {**REFERENCE, "majority": "grid.short"},
+        "'grid.short' has 1 values and 'grid.b' 2 sample counts",
+    ),
+}
+
+
+def test_declared_reference_curves_land_with_the_run(tmp_path):
+    (tmp_path / "counts.csv").write_text(GOOD_COUNTS)
+    (tmp_path / "meta.jsonl").write_text(GOOD_METADATA)
+    (tmp_path / "curves.json").write_text(json.dumps(CURVES))
+    spec = {**counts_study(tmp_path).datasets[0].model_dump(), "benchmark": "math"}
+    spec["reference"] = {**REFERENCE, "majority": "grid.majority", "source": "a paper"}
+    study = tiny_study(tmp_path, spec)
+    result = run_study(study, tmp_path / "out", stages=("ingest", "outcomes"))
+    assert result.rows["reference_curves"] == 4
+    with duckdb.connect(str(result.database), read_only=True) as con:
+        rows = con.execute(
+            "select dataset, curve, b, value, source from reference_curves order by curve, b"
+        ).fetchall()
+    assert rows == [
+        ("tiny", "coverage", 1, 0.5, "a paper"),
+        ("tiny", "coverage", 2, 0.75, "a paper"),
+        ("tiny", "majority", 1, 0.5, "a paper"),
+        ("tiny", "majority", 2, 0.6, "a paper"),
+    ]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REFERENCES))
+def test_a_bad_reference_file_is_refused_before_any_write(case, tmp_path):
+    declared, expected = BAD_REFERENCES[case]
+    (tmp_path / "counts.csv").write_text(GOOD_COUNTS)
+    (tmp_path / "meta.jsonl").write_text(GOOD_METADATA)
+    (tmp_path / "curves.json").write_text(json.dumps({"grid": {**CURVES["grid"], "short": [0.5]}}))
+    spec = {**counts_study(tmp_path).datasets[0].model_dump(), "reference": declared}
+    with pytest.raises(StudyError) as error:
+        run_study(tiny_study(tmp_path, spec), tmp_path / "out", stages=("ingest", "outcomes"))
+    assert f"datasets ('tiny').reference ({tmp_path}/curves.json): {expected}" in str(error.value)
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,9 +36,11 @@ SECTIONS = (
     "imitation",
     "regret",
     "learned",
+    "paper",
     "estimation",
 )
-"""Every section of an evaluated simulated run's report, in page order."""
+"""Every section of an evaluated simulated run's report, in page order (a MATH run: beside
+the paper's figures)."""
 CHARTS = (
     "level-accuracy-0",
     "frontier",
@@ -341,6 +343,36 @@ def test_regret_rows_match_the_regret_bounds(context, study_db):
 # --------------------------------------------------------------------------------------------
 # The page
 # --------------------------------------------------------------------------------------------
+def test_the_paper_section_reads_the_frontier(context, study_db):
+    paper = context.paper
+    assert paper is not None and paper.policy == "learned_batch"
+    rows = query(
+        study_db,
+        "select budget, relative_gain_vs_uniform, relative_gain_vs_uniform_ci_low, "
+        "imitation_accuracy, imitation_accuracy_ci_low, imitation_accuracy_ci_high "
+        "from policy_frontier where policy = 'learned_batch' order by budget",
+    )
+    oracle = query(
+        study_db,
+        "select max(relative_gain_vs_uniform) from policy_frontier where policy = 'oracle'",
+    )[0][0]
+    assert len(paper.rows) == len(rows) == 5
+    for row, (_budget, gain, gain_low, imitation, low, high) in zip(paper.rows, rows, strict=True):
+        assert row.benchmark == "MATH"
+        assert (row.relative_gain, row.relative_gain_ci_low) == pytest.approx((gain, gain_low))
+        assert (row.imitation, row.imitation_ci_low, row.imitation_ci_high) == pytest.approx(
+            (imitation, low, high)
+        )
+        assert row.imitation_ci_low <= row.imitation <= row.imitation_ci_high
+    gain, imitation = paper.figures
+    assert (gain.paper, imitation.paper) == ("up to 12.8%", "over 91.0%")
+    assert gain.ours == pytest.approx(max(r[1] for r in rows))  # "up to": our best
+    assert imitation.ours == pytest.approx(min(r[3] for r in rows))  # "over": our lowest
+    assert gain.ceiling == pytest.approx(oracle) and imitation.ceiling is None
+    assert "simulated" in paper.differs[0]
+    assert dict((a, p) for a, p, _ in paper.setting)["estimation"] == "48 samples per question"
+
+
 def test_render_has_every_section_and_chart_inline(context):
     html = report.render(context)
     page = outline(html)
@@ -351,6 +383,23 @@ def test_render_has_every_section_and_chart_inline(context):
     assert page.external == [], "no link or source outside the page"
     assert "http://" not in html.replace("http://www.w3.org/", "")
     assert "https://" not in html
+
+
+@pytest.mark.parametrize(
+    ("value", "percent", "points"),
+    [
+        (-0.00004, "0.0%", "+0.0"),
+        (-0.0004, "0.0%", "+0.0"),
+        (-0.004, "-0.4%", "-0.4"),
+        (0.0, "0.0%", "+0.0"),
+        (0.1234, "12.3%", "+12.3"),
+    ],
+)
+def test_numbers_that_round_to_zero_carry_no_minus_sign(value, percent, points):
+    from toolkit.formatting import percent as format_percent
+    from toolkit.formatting import points as format_points
+
+    assert (format_percent(value), format_points(value)) == (percent, points)
 
 
 def test_templates_escape_what_they_show(context):
@@ -435,7 +484,7 @@ def test_compare_two_studies_side_by_side(study_db, tmp_path):
     assert len(set(page.charts)) == len(page.charts), "chart ids are unique across runs"
     assert re.findall(r'data-run="(\d+)"', html) == ["1", "1"]
     assert "report-small" in html and "report-other" in html
-    assert page.sections[:2] == ["comparison", "runs"]
+    assert page.sections[:3] == ["comparison", "paper", "runs"]
     assert page.charts[0] == "comparison"
     assert len(re.findall(r"<tr data-compare-row", html)) == 2 * 5
 

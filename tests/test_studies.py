@@ -30,7 +30,13 @@ REAL = (
     "qwen25math_rm",
     "qwen25math_adaptive",
 )
-SIMULATED = ("default", "default_tokens", "default_adaptive", "paper_models_cascade")
+SIMULATED = (
+    "default",
+    "default_tokens",
+    "default_adaptive",
+    "paper_models_cascade",
+    "paper_protocol",
+)
 
 
 def quick(name: str, **changes):

@@ -158,18 +158,25 @@ def summary_lines(result) -> list[str]:
     )
     stages = [(stage, f"{seconds:.2f}") for stage, seconds in result.stage_seconds.items()]
     tables = [(table, f"{rows:,}") for table, rows in result.rows.items()]
-    lines = [f"run {result.run_id} -> {result.database}{replaced}"]
+    if result.cells:
+        lines = [f"runs {', '.join(map(str, result.run_ids))} -> {result.database}{replaced}"]
+        lines += [f"  run {cell.run_id}: {cell.name}" for cell in result.cells]
+    else:
+        lines = [f"run {result.run_id} -> {result.database}{replaced}"]
     lines += aligned([("stage", "seconds", stages), ("table", "rows", tables)])
     if result.report is not None:
         lines.append(f"report -> {result.report}")
-    if result.headline:
+    ranked = [cell for cell in result.cells or [result] if cell.headline]
+    if ranked:
         from toolkit.formatting import headline_text
 
         lines.append(
             "\nPolicies at the same realised spend (accuracy at mean cost = B on the test "
             "split; cost: what the policy's own B-priced allocation spent):"
         )
-        lines.append(headline_text(result.headline, result.cost_unit))
+        for cell in ranked:
+            lines += [f"\nrun {cell.run_id}: {cell.name}"] if result.cells else []
+            lines.append(headline_text(cell.headline, result.cost_unit))
     return lines
 
 

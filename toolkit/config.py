@@ -57,6 +57,26 @@ class StudyInfo(_Section):
     name: Name
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     description: str = ""
+    separately: list[Literal["dataset", "model"]] = []
+    """Allocate each dataset (``["dataset"]``), each model, or each pair of them on its own, as
+    the paper does: one run per cell (``Study.cells``), all landing in one transaction; empty
+    (the default): one run, one budget shared by every dataset and model."""
+
+    @field_validator("separately")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"separately names a key twice: {value}")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _without_default_cells(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """A study run as one (``separately = []``) dumps as before the key existed, so its
+        config hash is unchanged."""
+        dumped = handler(self)
+        if not self.separately:
+            dumped.pop("separately", None)
+        return dumped
 
 
 FileFormat = Literal["csv", "jsonl", "json", "parquet", "json_columns"]
@@ -207,24 +227,28 @@ class FeatureColumn(_SparseSection):
     file: Literal["log", "metadata"] = "log"
 
 
+_DESCRIBED = ("benchmark", "reference")
+"""Keys describing where a file's questions come from, accepted by every file source."""
 _SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     # source: (required keys, accepted keys), besides name and source
     "simulate": ({"preset"}, {"preset", "instances"}),
     "samples": (
         {"path", "columns"},
-        {"path", "format", "model", "columns", "metadata", "prompt_overhead_tokens", "features"},
+        {"path", "format", "model", "columns", "metadata", "prompt_overhead_tokens", "features"}
+        | set(_DESCRIBED),
     ),
     "counts": (
         {"path", "columns"},
-        {"path", "format", "model", "columns", "metadata", "features"},
+        {"path", "format", "model", "columns", "metadata", "features", *_DESCRIBED},
     ),
     "wide": (
         {"path", "columns", "models"},
-        {"path", "format", "columns", "models", "metadata", "prompt_overhead_tokens", "features"},
+        {"path", "format", "columns", "models", "metadata", "prompt_overhead_tokens", "features"}
+        | set(_DESCRIBED),
     ),
     "outcomes": (
         {"path", "columns"},
-        {"path", "format", "model", "columns", "metadata", "features"},
+        {"path", "format", "model", "columns", "metadata", "features", *_DESCRIBED},
     ),
 }
 _SOURCE_COLUMNS: dict[str, tuple[set[str], set[str]]] = {
@@ -254,6 +278,25 @@ _SOURCE_COLUMNS: dict[str, tuple[set[str], set[str]]] = {
         {"id", "model", "b", "accuracy", "cost", "known_cost", "text"},
     ),
 }
+
+
+class ReferenceSpec(_Section):
+    """``[datasets.reference]``: published curves of the same model on the same questions, for
+    a cross-check in the report (``toolkit.reference``): a JSON file (``path``, relative to the
+    study file) and the dotted keys of its lists: ``b`` (the sample counts), ``coverage``
+    (pass@b at each) and optional ``majority`` (the majority vote's accuracy at each);
+    ``source`` says where the curves are from."""
+
+    path: str
+    b: ColumnName
+    coverage: ColumnName
+    majority: ColumnName | None = None
+    source: str = ""
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str, info: ValidationInfo) -> str:
+        return _resolve_path(value, info)
 
 
 class DatasetSpec(_SparseSection):
@@ -297,6 +340,11 @@ class DatasetSpec(_SparseSection):
     ``prompt_overhead_tokens``: tokens of the prompt around the question (a template, few-shot
     examples) that a prompt length counted from the question text lacks; added to every
     instance's prompt tokens unless the log records them (``columns.prompt_tokens``).
+
+    ``benchmark`` (``math`` | ``gsm8k``) names the public benchmark a file's questions come from
+    (a subset counts: MATH-500 is ``math``), so the report sets the run beside the paper's
+    figures for it (a simulated dataset's is its preset); ``reference`` (``ReferenceSpec``)
+    declares published curves to cross-check the run's against.
     """
 
     name: Name
@@ -311,6 +359,13 @@ class DatasetSpec(_SparseSection):
     metadata: MetadataSpec | None = None
     prompt_overhead_tokens: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     features: dict[Name, FeatureColumn] | None = None
+    benchmark: Literal["math", "gsm8k"] | None = None
+    reference: ReferenceSpec | None = None
+
+    @property
+    def benchmark_name(self) -> str | None:
+        """The public benchmark the questions come from: declared, or a simulation's preset."""
+        return self.preset if self.source == "simulate" else self.benchmark
 
     def carries(self, role: Literal["answer", "check", "score"]) -> bool:
         """Whether every sample of the dataset has an ``answer`` (a simulation's have), a
@@ -931,6 +986,54 @@ class Study(_Section):
                     f"models.<model>.{role} for a wide log)"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _separable(self) -> Study:
+        """A run per model has one model: no cascade (it spans models), no rule or probe naming
+        a model; every cell's name is a valid study name."""
+        if "model" in self.study.separately:
+            named = [f"cascades[{i}]" for i, _ in enumerate(self.actions.cascades)]
+            named += [f"rules[{i}].models" for i, r in enumerate(self.actions.rules) if r.models]
+            named += ["probe.model"] if self.probe.model is not None else []
+            if named:
+                raise ValueError(
+                    f"study.separately: a run per model has one model, and actions.{named[0]}"
+                    " names models (the probe's model is each run's own)"
+                    if named[0] != "probe.model"
+                    else "study.separately: a run per model probes its own model; leave "
+                    "probe.model out"
+                )
+        for cell in self.cells():
+            if len(cell.study.name) > 64:
+                raise ValueError(
+                    f"study.name: the run name {cell.study.name!r} (study, dataset and model "
+                    "names) is longer than 64 characters"
+                )
+        return self
+
+    def cells(self) -> list[Study]:
+        """The runs the study makes: itself, or (``study.separately``) one study per dataset,
+        model or pair, named ``<study>.<dataset>.<model>``, each with the study's seed. (The
+        simulator keys its streams by a dataset's and model's position in the run, so only the
+        first cell draws the samples the study run as one would.)"""
+        keys = self.study.separately
+        if not keys:
+            return [self]
+        datasets = [[d] for d in self.datasets] if "dataset" in keys else [self.datasets]
+        models = [[m] for m in self.models] if "model" in keys else [self.models]
+        cells = []
+        for dataset_group in datasets:
+            for model_group in models:
+                parts = [self.study.name]
+                parts += [dataset_group[0].name] if "dataset" in keys else []
+                parts += [model_group[0].name] if "model" in keys else []
+                info = self.study.model_copy(update={"name": ".".join(parts), "separately": []})
+                cells.append(
+                    self.model_copy(
+                        update={"study": info, "datasets": dataset_group, "models": model_group}
+                    )
+                )
+        return cells
 
     @model_validator(mode="after")
     def _probe_fits(self) -> Study:

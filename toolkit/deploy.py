@@ -88,6 +88,12 @@ class BudgetPolicy:
         """``study``: a ``Study`` or a study file; ``seed``: the CatBoost seed whose
         classifiers decide (the first of ``[learn] seeds`` by default)."""
         self.study = study if isinstance(study, Study) else load_study(study)
+        if self.study.study.separately:
+            names = ", ".join(cell.study.name for cell in self.study.cells())
+            raise StudyError(
+                f"study.separately: the study makes one policy per run ({names}); fit one of "
+                "them (BudgetPolicy.from_run on its run, or a study without separately)"
+            )
         self.policy_seed = seed
         self.feature_threads: int | None = None
         """DuckDB threads of the feature query (default: every core); ``stl serve`` uses 1,

@@ -54,14 +54,21 @@ def points(value: float | None, digits: int = 1) -> str:
     """An accuracy difference in percentage points, signed: ``+1.2``."""
     if value is None or not math.isfinite(value):
         return DASH
-    return f"{100 * value:+.{digits}f}"
+    return _no_negative_zero(f"{100 * value:+.{digits}f}", "+")
+
+
+def _no_negative_zero(text: str, sign: str = "") -> str:
+    """A number that rounds to zero prints without a minus sign (``-0.0%`` reads as a loss)."""
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        return sign + text[1:]
+    return text
 
 
 def percent(value: float | None, digits: int = 1) -> str:
     """A share as a percentage: ``78.3%``."""
     if value is None or not math.isfinite(value):
         return DASH
-    return f"{100 * value:.{digits}f}%"
+    return _no_negative_zero(f"{100 * value:.{digits}f}%")
 
 
 def headline_text(rows: list[dict], unit: str) -> str:

@@ -78,6 +78,16 @@ class RunResult:
     headline: list[dict] = field(default_factory=list)
     """Per budget, the policies ranked at matched spend
     (``sql/analyses/best_policy_per_budget.sql``)."""
+    cells: list[RunResult] = field(default_factory=list)
+    """A study run separately per dataset or model (``study.separately``): each cell's run, in
+    order; this result's rows and stage seconds are their sums, its ``run_id`` the first's."""
+    name: str = ""
+    """The run's study name (a cell's: ``<study>.<dataset>.<model>``)."""
+
+    @property
+    def run_ids(self) -> list[int]:
+        """Every run this result landed: the cells' or its own."""
+        return [cell.run_id for cell in self.cells] or [self.run_id]
 
     def open(self) -> RunResults:
         """The run's tables and views as Arrow (``toolkit.results``), read-only."""
@@ -93,6 +103,16 @@ def _timed(result: RunResult, stage: str, progress: Progress) -> Iterator[Step]:
         yield step or _no_step
     raise_if_interrupted()  # stop at the stage's end if a Ctrl-C's raise was dropped
     result.stage_seconds[stage] = time.perf_counter() - start
+
+
+def _add_cell(total: RunResult, cell: RunResult) -> None:
+    """A cell's run into the study's result: its rows and stage seconds added."""
+    total.cells.append(cell)
+    for stage, seconds in cell.stage_seconds.items():
+        total.stage_seconds[stage] = total.stage_seconds.get(stage, 0.0) + seconds
+    for table, rows in cell.rows.items():
+        total.rows[table] = total.rows.get(table, 0) + rows
+    total.replaced = total.replaced or cell.replaced
 
 
 def database_path(out_dir: str | Path) -> Path:
@@ -112,11 +132,15 @@ class _Landing:
     path: Path
     report: bool
     """Whether a report follows the commit."""
-    run_id: int = -1
+    run_ids: list[int] = field(default_factory=list)
     done: bool = False
 
+    def landed(self) -> str:
+        runs = ", ".join(map(str, self.run_ids))
+        return f"run{'s' if len(self.run_ids) > 1 else ''} {runs} landed in {self.path}"
+
     def message(self) -> str:
-        landed = f"run {self.run_id} landed in {self.path}"
+        landed = self.landed()
         if not self.report:
             return landed
         return f"{landed}, its report was not written (`stl report --db {self.path}` writes it)"
@@ -365,6 +389,10 @@ def _run_stages(
             simulate_into(backend, study, run_id, result, progress)
         else:
             logged = ingest_into(backend, checked.imported, run_id, result, progress)
+        if checked.references is not None:
+            result.rows["reference_curves"] = db.append(
+                backend, "reference_curves", checked.references, run_id
+            )
     if "outcomes" in stages:
         write_outcomes(
             backend, study, run_id, result, simulated=simulated, progress=progress, logged=logged
@@ -384,27 +412,36 @@ def run_study(
     stages: tuple[str, ...] = STAGES,
     progress: Progress = _quiet,
 ) -> RunResult:
-    """Run a study into ``<out_dir>/study.duckdb``, all of it in one transaction.
+    """Run a study into ``<out_dir>/study.duckdb``, all of it in one transaction: one run, or
+    one per cell of a study allocated separately per dataset or model (``Study.cells``), whose
+    report compares the cells' runs side by side.
 
     The core queries run on ``study.engine`` (``toolkit.db``); whatever the engine, the run
     lands in the DuckDB file whole or not at all."""
     path = database_path(out_dir)
-    result = RunResult(run_id=-1, database=path)
+    result = RunResult(run_id=-1, database=path, name=study.study.name)
+    learns = bool({"learn", "evaluate"} & set(stages))
     with _timed(result, "check", progress):  # everything `stl validate` checks, before any write
-        checked = check(study, out_dir, learns=bool({"learn", "evaluate"} & set(stages)))
+        checked = [check(cell, out_dir, learns=learns) for cell in study.cells()]
     landing = _Landing(path, report="report" in stages)
     try:
-        _land(study, checked, path, result, stages, progress, landing)
+        _land(checked, path, result, stages, progress, landing)
         result.cost_unit = study.actions.cost
         if "evaluate" in stages:
-            result.headline = bi.read_headline(path, result.run_id)
+            for cell in result.cells or [result]:
+                cell.headline = bi.read_headline(path, cell.run_id)
         if "report" in stages:
             # from the committed, closed database, opened read-only like any reader
             with _timed(result, "report", progress):
-                from toolkit.report import write_report  # matplotlib loads only for a report
+                from toolkit.report import write_comparison, write_report  # matplotlib loads here
 
-                result.report = write_report(path, path.with_name("report.html"), result.run_id)
-            note_landed(f"run {result.run_id} landed in {path}, its report in {result.report}")
+                out = path.with_name("report.html")
+                result.report = (
+                    write_comparison([path], out, result.run_ids)
+                    if result.cells
+                    else write_report(path, out, result.run_id)
+                )
+            note_landed(f"{landing.landed()}, its report in {result.report}")
     except KeyboardInterrupt:
         if not landing.done:
             raise
@@ -413,55 +450,85 @@ def run_study(
         if not landing.done:
             raise
         raise StudyError(
-            f"run {result.run_id} landed in {path}, but its report did not: {error} "
+            f"{landing.landed()}, but its report did not: {error} "
             f"(`stl report --db {path}` writes it)"
         ) from None
     return result
 
 
 def _land(
-    study: Study,
-    checked: Checked,
+    checked: list[Checked],
     path: Path,
     result: RunResult,
     stages: tuple[str, ...],
     progress: Progress,
     landing: _Landing,
 ) -> None:
-    """Every stage but the report, in one transaction into the database at ``path``."""
-    engine_url = db.parse_engine_url(study.engine.url)
-    with _run_database(path, study.engine.memory_limit, landing) as store:
+    """Every stage but the report of every cell, in one transaction into the database at
+    ``path``."""
+    first = checked[0].study
+    with _run_database(path, first.engine.memory_limit, landing) as store:
         with db.transaction(store, on_commit=landing.mark):
             db.create_schema(store)
-            result.replaced = (
-                db.existing_run(store, study.study.name, study.config_hash(), study.study.seed)
-                is not None
-            )
-            run_id = db.register_run(
-                store,
-                study=study.study.name,
-                config_hash=study.config_hash(),
-                seed=study.study.seed,
-                config_json=json.dumps(study.model_dump(mode="json"), sort_keys=True),
-                cost_unit=study.actions.cost,
-                aggregation=study.actions.aggregation,
-                samples_per_instance=study.estimation.samples_per_instance,
-                engine=engine_url.kind,
-            )
-            result.run_id = landing.run_id = run_id
-            staging = staging_path(path, run_id) if engine_url.separate else None
-            db.remove_staging(staging)  # a replaced run's staged tables
-            try:
-                backend = db.open_engine(
-                    store, study.engine.url, staging=staging, spark_config=study.engine.spark_config
-                )
-                try:
-                    _run_stages(backend, checked, run_id, result, stages, progress)
-                finally:
-                    backend.release()
-            except BaseException:
-                db.remove_staging(staging)
-                raise
+            for cell in checked:
+                name = cell.study.study.name
+                labelled = progress if len(checked) == 1 else _labelled(progress, name)
+                ran = _land_run(store, cell, path, stages, labelled)
+                landing.run_ids.append(ran.run_id)
+                if len(checked) > 1:
+                    _add_cell(result, ran)
+                else:
+                    result.replaced = ran.replaced
+                    result.stage_seconds.update(ran.stage_seconds)
+                    result.rows.update(ran.rows)
+            result.run_id = landing.run_ids[0]
+
+
+def _labelled(progress: Progress, name: str) -> Progress:
+    """``progress`` with each stage named after the cell's run (``<run name>: <stage>``)."""
+    return lambda stage: progress(f"{name}: {stage}")
+
+
+def _land_run(
+    store: ibis.BaseBackend,
+    checked: Checked,
+    path: Path,
+    stages: tuple[str, ...],
+    progress: Progress,
+) -> RunResult:
+    """One run's stages, registered as a run, inside the caller's transaction."""
+    study = checked.study
+    engine_url = db.parse_engine_url(study.engine.url)
+    result = RunResult(run_id=-1, database=path, name=study.study.name)
+    result.replaced = (
+        db.existing_run(store, study.study.name, study.config_hash(), study.study.seed) is not None
+    )
+    run_id = db.register_run(
+        store,
+        study=study.study.name,
+        config_hash=study.config_hash(),
+        seed=study.study.seed,
+        config_json=json.dumps(study.model_dump(mode="json"), sort_keys=True),
+        cost_unit=study.actions.cost,
+        aggregation=study.actions.aggregation,
+        samples_per_instance=study.estimation.samples_per_instance,
+        engine=engine_url.kind,
+    )
+    result.run_id = run_id
+    staging = staging_path(path, run_id) if engine_url.separate else None
+    db.remove_staging(staging)  # a replaced run's staged tables
+    try:
+        backend = db.open_engine(
+            store, study.engine.url, staging=staging, spark_config=study.engine.spark_config
+        )
+        try:
+            _run_stages(backend, checked, run_id, result, stages, progress)
+        finally:
+            backend.release()
+    except BaseException:
+        db.remove_staging(staging)
+        raise
+    return result
 
 
 __all__ = ["STAGES", "RunResult", "StudyError", "database_path", "run_study"]

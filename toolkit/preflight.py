@@ -26,6 +26,8 @@ from toolkit.formatting import size_text
 from toolkit.splits import check_split_sizes
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from toolkit.ingest import ImportedDataset
 
 # Per-unit costs, fitted to the peak memory (`/usr/bin/time -v`) and database size of whole
@@ -110,6 +112,8 @@ class Checked:
     imported: list[ImportedDataset] | None
     instances: dict[str, int]
     size: SizeEstimate
+    references: pa.Table | None = None
+    """The datasets' declared reference curves (``toolkit.reference``), None without any."""
 
 
 def check(study: Study, out_dir: str | Path | None = None, *, learns: bool = True) -> Checked:
@@ -134,7 +138,12 @@ def check(study: Study, out_dir: str | Path | None = None, *, learns: bool = Tru
     if learns:
         check_split_sizes(instances, study.split)
     check_size(size, database)
-    return Checked(study, imported, instances, size)
+    references = None
+    if any(spec.reference is not None for spec in study.datasets):
+        from toolkit.reference import read_references
+
+        references = read_references(study)
+    return Checked(study, imported, instances, size, references)
 
 
 def _existing_ancestor(path: Path) -> Path:

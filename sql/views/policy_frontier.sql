@@ -53,6 +53,8 @@
 --   oracle_share_heldout_ci_low       lower end of its paired 95% interval
 --   oracle_share_heldout_ci_high      upper end of that interval
 --   imitation_accuracy                mean weight on the oracle label at lambda*
+--   imitation_accuracy_ci_low         lower end of its 95% interval
+--   imitation_accuracy_ci_high        upper end of that interval
 --   balanced_accuracy                 mean per-action recall of the oracle label
 --   lagrangian_regret                 mean_i max_a L_i(a) - L_i(policy), L = acc - lambda* cost
 --   regret_bound                      imitation error x Delta_max
@@ -164,6 +166,8 @@ per_policy as (
         avg(oracle_share_heldout_low) as oracle_share_heldout_ci_low,
         avg(oracle_share_heldout_high) as oracle_share_heldout_ci_high,
         avg(imitation_accuracy_value) as imitation_accuracy,
+        avg(imitation_accuracy_low) as imitation_accuracy_ci_low,
+        avg(imitation_accuracy_high) as imitation_accuracy_ci_high,
         avg(balanced_accuracy_value) as balanced_accuracy,
         avg(lagrangian_regret_value) as lagrangian_regret,
         avg(regret_bound_value) as regret_bound
@@ -213,6 +217,8 @@ final as (
         p.oracle_share_heldout_ci_low,
         p.oracle_share_heldout_ci_high,
         p.imitation_accuracy,
+        p.imitation_accuracy_ci_low,
+        p.imitation_accuracy_ci_high,
         p.balanced_accuracy,
         p.lagrangian_regret,
         p.regret_bound

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 
@@ -30,13 +31,16 @@ from toolkit.report.context import (
     FrontierSection,
     ImitationSection,
     LearnedSection,
+    LevelAccuracyInfo,
     OutcomesSection,
     Panel,
+    ReferenceSection,
     RegretSection,
     ReportContext,
     RunInfo,
     Series,
 )
+from toolkit.report.paper import paper_section
 from toolkit.report.read import (
     FEATURED_POLICY,
     _,
@@ -58,6 +62,7 @@ from toolkit.report.read import (
     level_cost_info,
     noise_rows,
     policy_points,
+    reference_rows,
     regret_info,
     run_info,
     summary_info,
@@ -177,16 +182,27 @@ def build_context(
             ),
         )
     title = f"{run.study}, run {run.run_id}"
+    reference = _reference_section(backend, run, chart_prefix)
     points = policy_points(backend, run_id)
     if not points:
         return ReportContext(
-            title, run, outcomes, None, (), None, None, None, estimation, notes=tuple(notes)
+            title,
+            run,
+            outcomes,
+            None,
+            (),
+            None,
+            None,
+            None,
+            estimation,
+            notes=tuple(notes),
+            reference=reference,
         )
     featured = featured_policy(points)
     shown = tuple(p for p in ("oracle", featured) if any(q.policy == p for q in points))
     confusion = confusion_info(backend, run_id, featured)
     regret = regret_info(backend, run_id)
-    return ReportContext(
+    context = ReportContext(
         title=title,
         run=run,
         outcomes=outcomes,
@@ -219,6 +235,51 @@ def build_context(
         learned=_learned_section(backend, run_id, chart_prefix),
         adaptive=adaptive_section(backend, run_id, points, run.cost_unit),
         notes=tuple(notes),
+        reference=reference,
+    )
+    return dataclasses.replace(context, paper=paper_section([context], featured))
+
+
+def _reference_section(
+    backend: ibis.BaseBackend, run: RunInfo, prefix: str
+) -> ReferenceSection | None:
+    """The run's accuracy by b beside the published curves declared for its data, a chart per
+    dataset and model (None without declared curves)."""
+    sources, rows = reference_rows(backend, run.run_id, run.aggregation)
+    if not rows:
+        return None
+    charts = []
+    for dataset, model in sorted({(r.dataset, r.model) for r in rows}):
+        mine = [r for r in rows if (r.dataset, r.model) == (dataset, model)]
+        series = []
+        for curve in sorted({r.curve for r in mine}):
+            points = [r for r in mine if r.curve == curve]
+            series.append(
+                Series(
+                    f"{curve}, published",
+                    tuple(r.b for r in points),
+                    tuple(r.published for r in points),
+                )
+            )
+            measured = [r for r in points if r.ours is not None]
+            if measured:
+                series.append(
+                    Series(
+                        f"{curve}, this run",
+                        tuple(r.b for r in measured),
+                        tuple(r.ours for r in measured),
+                    )
+                )
+        info = LevelAccuracyInfo(model=f"{dataset}, {model}", series=tuple(series))
+        charts.append(
+            _chart(
+                f"{prefix}reference-{len(charts)}",
+                f"{dataset}, {model}: published curves and this run's",
+                plot_level_accuracy(info),
+            )
+        )
+    return ReferenceSection(
+        sources=sources, aggregation=run.aggregation, rows=rows, charts=tuple(charts)
     )
 
 
@@ -268,4 +329,5 @@ def comparison_context(reports: Sequence[ReportContext]) -> ComparisonContext:
         gain=panel,
         chart=chart,
         runs=tuple(reports),
+        paper=paper_section(reports, policy),
     )

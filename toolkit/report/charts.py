@@ -11,7 +11,7 @@ from markupsafe import Markup
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from toolkit.formatting import format_cost
 from toolkit.report.context import (
@@ -58,6 +58,13 @@ _SVG_METADATA = ("Creator", "Date", "Format", "Type")
 
 _POINTS = FuncFormatter(lambda value, _position: f"{100 * value:+.1f}" if value else "0")
 """Tick labels for accuracy differences, in percentage points."""
+
+
+def _points_axis(axis: mpl.axis.Axis) -> None:
+    """An accuracy-difference axis: ticks at 1, 2 or 5 times a power of ten points (a 0.25-point
+    step would print as +0.2, +0.5, +0.8), labelled in percentage points."""
+    axis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))
+    axis.set_major_formatter(_POINTS)
 
 
 def policy_style(policy: str) -> tuple[str, str]:
@@ -157,7 +164,7 @@ def plot_frontier(info: FrontierInfo) -> Figure:
     right.set_xticks(positions, [format_cost(b, info.cost_unit) for b in info.budgets])
     right.set_xlabel(f"budget B ({info.cost_unit} per question)")
     right.set_ylabel("gain over best_fixed at matched spend (points)")
-    right.yaxis.set_major_formatter(_POINTS)
+    _points_axis(right.yaxis)
     _style(right)
     handles, labels = left.get_legend_handles_labels()
     extra_handles, extra_labels = right.get_legend_handles_labels()
@@ -191,7 +198,7 @@ def plot_learning_curve(info: LearningCurveInfo) -> Figure:
     ax.minorticks_off()
     ax.set_xlabel("training instances")
     ax.set_ylabel("gain over best_fixed (points)")
-    ax.yaxis.set_major_formatter(_POINTS)
+    _points_axis(ax.yaxis)
     ax.set_title(f"B = {info.budget:g}, seed {info.seed}", fontsize=10, loc="left")
     _style(ax)
     return figure
@@ -395,26 +402,44 @@ def plot_estimation(info: EstimationInfo) -> Figure:
 
 
 def plot_comparison(panel: Panel, cost_unit: str) -> Figure:
-    """The runs' gain over uniform against budget, overlaid."""
-    figure = Figure(figsize=(8.5, 4.0), layout="constrained")
+    """The runs' gain over best_fixed at each budget, runs side by side at each budget with
+    their 95% intervals as error bars (overlaid bands of several runs blur into one grey), one
+    legend."""
+    figure = Figure(figsize=(9.5, 4.0), layout="constrained")
     ax = figure.add_subplot()
+    budgets = sorted({x for s in panel.series for x in s.x})
+    width = 0.8 / max(len(panel.series), 1)
     for index, series in enumerate(panel.series):
         color = _EXTRA_COLORS[index % len(_EXTRA_COLORS)]
-        ax.plot(
-            series.x,
+        x = np.array([budgets.index(b) for b in series.x]) + (index + 0.5) * width - 0.4
+        errors = None
+        if series.low is not None and series.high is not None:
+            errors = [
+                [
+                    y - lo if lo is not None else 0.0
+                    for y, lo in zip(series.y, series.low, strict=True)
+                ],
+                [
+                    hi - y if hi is not None else 0.0
+                    for y, hi in zip(series.y, series.high, strict=True)
+                ],
+            ]
+        ax.errorbar(
+            x,
             series.y,
+            yerr=errors,
+            fmt="o",
             color=color,
-            linewidth=1.9,
-            marker="o",
-            markersize=3.5,
+            markersize=4,
+            elinewidth=1.4,
+            capsize=2,
             label=series.label,
         )
-        if series.low is not None and series.high is not None:
-            ax.fill_between(series.x, series.low, series.high, color=color, alpha=0.12, linewidth=0)
     ax.axhline(0.0, color=MUTED, linewidth=0.8)
-    _budget_axis(ax, sorted({x for s in panel.series for x in s.x}), cost_unit)
+    ax.set_xticks(np.arange(len(budgets)), [format_cost(b, cost_unit) for b in budgets])
+    ax.set_xlabel(f"budget B ({cost_unit} per question)")
     ax.set_ylabel("gain over best_fixed at matched spend (points)")
-    ax.yaxis.set_major_formatter(_POINTS)
+    _points_axis(ax.yaxis)
     ax.set_title(panel.title, fontsize=10, loc="left")
     ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     _style(ax)

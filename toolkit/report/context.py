@@ -141,6 +141,9 @@ class PolicyPoint:
     balanced_accuracy: float | None
     lagrangian_regret: float
     regret_bound: float
+    imitation_accuracy_ci_low: float | None = None
+    imitation_accuracy_ci_high: float | None = None
+    """(Null in a database written before the view had them.)"""
 
 
 @dataclass(frozen=True)
@@ -470,6 +473,10 @@ class ReportContext:
     adaptive: AdaptiveSection | None = None
     notes: tuple[str, ...] = ()
     """Charts left out, and why (a chart of one point says nothing)."""
+    paper: PaperSection | None = None
+    """The paper's figures beside the run's, for a run on MATH or GSM8K."""
+    reference: ReferenceSection | None = None
+    """The run's accuracies beside published curves declared for its data."""
 
 
 @dataclass(frozen=True)
@@ -495,3 +502,79 @@ class ComparisonContext:
     gain: Panel | None
     chart: Chart | None
     runs: tuple[ReportContext, ...]
+    paper: PaperSection | None = None
+    """The paper's figures beside the runs', for the runs on MATH or GSM8K."""
+
+
+@dataclass(frozen=True)
+class PaperFigureRow:
+    """A published figure beside ours: for an "up to" claim our best (run and budget) over the
+    comparable runs and budgets, for an "over" claim our lowest, with its 95% interval."""
+
+    label: str
+    paper: str
+    ours: float | None
+    ci_low: float | None
+    ci_high: float | None
+    where: str
+    spread: str
+    """Our range over every comparable run and budget (``min to max``)."""
+    ceiling: float | None = None
+    """For a gain: the oracle's best over the same runs and budgets, what any policy could
+    reach on these outcomes (solved on the samples it is scored on, so optimistic)."""
+
+
+@dataclass(frozen=True)
+class PaperRunRow:
+    """One comparable run at one budget: the learned policy's relative gain over uniform at
+    matched spend, the oracle's (solved on the samples it is scored on), and imitation."""
+
+    run: str
+    benchmark: str
+    models: str
+    budget_label: str
+    relative_gain: float | None
+    relative_gain_ci_low: float | None
+    relative_gain_ci_high: float | None
+    oracle_relative_gain: float | None
+    imitation: float | None
+    imitation_ci_low: float | None
+    imitation_ci_high: float | None
+
+
+@dataclass(frozen=True)
+class PaperSection:
+    """The paper's published setting and figures beside the runs' own (``toolkit.paper``)."""
+
+    paper: str
+    policy: str
+    setting: tuple[tuple[str, str, str], ...]
+    """(aspect, the paper's, ours)."""
+    figures: tuple[PaperFigureRow, ...]
+    rows: tuple[PaperRunRow, ...]
+    differs: tuple[str, ...]
+    """What differs between the paper's measurements and ours, a sentence each."""
+
+
+@dataclass(frozen=True)
+class ReferenceRow:
+    """A published accuracy at b beside the run's own (None where the run cannot measure it:
+    a majority vote needs answers, pass@b a verifier)."""
+
+    dataset: str
+    model: str
+    curve: str
+    b: int
+    published: float
+    ours: float | None
+
+
+@dataclass(frozen=True)
+class ReferenceSection:
+    """The run's accuracy by b beside the published curves declared for its datasets
+    (``reference_curves``)."""
+
+    sources: tuple[str, ...]
+    aggregation: str
+    rows: tuple[ReferenceRow, ...]
+    charts: tuple[Chart, ...]

@@ -30,6 +30,7 @@ from toolkit.report.context import (
     NoiseRow,
     Panel,
     PolicyPoint,
+    ReferenceRow,
     RegretInfo,
     RegretRow,
     RuleActionRow,
@@ -66,6 +67,9 @@ FEATURED_POLICY = "learned_batch"
 """The learned policy the allocation, imitation and regret sections show next to the oracle:
 the deployment priced on the batch it serves, which meets B in planned cost exactly (the
 validation-priced ``learned_calibrated`` misses B by the split-to-split noise)."""
+
+CURVE_OF = {"pass": "coverage", "majority": "majority"}
+"""Which published curve (``reference_curves.curve``) a run's aggregation measures."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -612,3 +616,44 @@ def estimation_info(
         mean_abs_error=summary["mae"],
         rmse=summary["mse"] ** 0.5,
     )
+
+
+def reference_rows(
+    backend: ibis.BaseBackend, run_id: int, aggregation: str
+) -> tuple[tuple[str, ...], tuple[ReferenceRow, ...]]:
+    """The published curves declared for the run's datasets (table ``reference_curves``) and
+    the run's own mean accuracy of b samples over each dataset's instances, per model, where
+    its aggregation measures that curve; the curves' sources."""
+    if "reference_curves" not in backend.list_tables():  # a database from before the table
+        return (), ()
+    published = _rows(
+        _view(backend, "reference_curves", run_id).order_by(["dataset", "curve", "b"])
+    )
+    if not published:
+        return (), ()
+    static = _view(backend, "actions", run_id).filter(_.menu == "static")
+    instances = _view(backend, "instances", run_id).select("instance_id", "dataset")
+    ours = _rows(
+        _view(backend, "outcomes", run_id)
+        .join(static, ["run_id", "action_id"])
+        .join(instances, "instance_id")
+        .group_by(["dataset", "model", "b"])
+        .agg(acc=_.acc.mean())
+    )
+    measured = {(r["dataset"], r["model"], r["b"]): r["acc"] for r in ours}
+    models = sorted({r["model"] for r in ours})
+    rows = tuple(
+        ReferenceRow(
+            dataset=p["dataset"],
+            model=model,
+            curve=p["curve"],
+            b=p["b"],
+            published=p["value"],
+            ours=measured.get((p["dataset"], model, p["b"]))
+            if CURVE_OF.get(aggregation) == p["curve"]
+            else None,
+        )
+        for p in published
+        for model in models
+    )
+    return tuple(sorted({p["source"] for p in published})), rows
