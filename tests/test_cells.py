@@ -8,15 +8,18 @@ import json
 import re
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from tests.conftest import make_study
 from toolkit import pipeline
-from toolkit.config import load_study
+from toolkit.config import load_study, parse_study
 from toolkit.errors import StudyError
 from toolkit.pipeline import run_study
+from toolkit.preflight import check, check_cells
 from toolkit.report.paper import benchmark_of
 from toolkit.resources import studies_dir
+from toolkit.simulate import simulate
 
 
 def cells_study(**overrides):
@@ -64,9 +67,53 @@ def test_cells_are_named_after_their_dataset_and_model():
     ]
 
 
+def _answers(data, model: str):
+    """A simulated dataset's answers and correct flags of one model, in sample order."""
+    batches = [b for b in data.sample_batches() if b.column("model")[0].as_py() == model]
+    table = pa.Table.from_batches(batches)
+    return table.column("answer").to_pylist(), table.column("correct").to_pylist()
+
+
+def test_a_cell_draws_what_the_whole_study_draws_for_it():
+    models = [
+        {"name": "qwen2.5-7b", "preset": "qwen2.5-7b"},
+        {"name": "gpt-4o-mini", "preset": "gpt-4o-mini"},
+    ]
+    datasets = [
+        {"name": "math", "source": "simulate", "preset": "math", "instances": 80},
+        {"name": "gsm", "source": "simulate", "preset": "gsm8k", "instances": 80},
+    ]
+    whole = make_study(study={"name": "grid", "seed": 3}, datasets=datasets, models=models)
+    split = make_study(
+        study={"name": "grid", "seed": 3, "separately": ["dataset", "model"]},
+        datasets=datasets,
+        models=models,
+    )
+    pooled = {d.name: d for d in simulate(whole)}
+    cells = {(c.datasets[0].name, c.models[0].name): c for c in split.cells()}
+    assert cells["gsm", "gpt-4o-mini"].study.cell == {"datasets": [1], "models": [1]}
+    drawn = {key: simulate(cell)[0] for key, cell in cells.items()}
+    for (dataset, model), data in drawn.items():
+        assert _answers(data, model) == _answers(pooled[dataset], model), (dataset, model)
+        # every model of a dataset answers the same questions
+        for column in ("level", "subject"):
+            assert data.instances.column(column) == pooled[dataset].instances.column(column)
+    # independent draws across datasets and across models, not one stream reused
+    assert _answers(drawn["math", "qwen2.5-7b"], "qwen2.5-7b") != _answers(
+        drawn["gsm", "qwen2.5-7b"], "qwen2.5-7b"
+    )
+    first, second = (_answers(drawn["math", m["name"]], m["name"])[0] for m in models)
+    assert first != second
+    # a cell's stored config reruns to the same draws
+    rerun = parse_study(cells["gsm", "gpt-4o-mini"].model_dump(mode="json"))
+    assert _answers(simulate(rerun)[0], "gpt-4o-mini") == _answers(
+        drawn["gsm", "gpt-4o-mini"], "gpt-4o-mini"
+    )
+
+
 def test_a_study_run_as_one_dumps_and_hashes_as_before():
     study = make_study()
-    assert "separately" not in study.model_dump(mode="json")["study"]
+    assert {"separately", "cell"}.isdisjoint(study.model_dump(mode="json")["study"])
     assert study.cells() == [study]
 
 
@@ -106,12 +153,90 @@ def test_what_a_run_per_model_cannot_hold_is_refused(sections, message):
         make_study(**{**base, **sections})
 
 
+def _counts(name: str, model: str | None = None) -> dict:
+    dataset = {
+        "name": name,
+        "source": "counts",
+        "path": f"/nonexistent/{name}.csv",
+        "columns": {"id": "id", "n": "n", "n_correct": "k"},
+    }
+    if model is None:  # the file's model column says whose each row is
+        return {**dataset, "columns": {**dataset["columns"], "model": "model"}}
+    return {**dataset, "model": model}
+
+
+def _file_study(separately: list[str], datasets: list[dict], models=("a", "b")):
+    return make_study(
+        study={"name": "grid", "separately": separately},
+        datasets=datasets,
+        models=[{"name": m} for m in models],
+        actions={"samples": [1, 2], "aggregation": "pass"},
+        budgets={"values": [1.5]},
+    )
+
+
+def test_a_file_of_one_model_goes_to_that_models_cells():
+    study = _file_study(["dataset", "model"], [_counts("la", "a"), _counts("lb", "b")])
+    cells = [(c.study.name, [d.name for d in c.datasets], c.study.cell) for c in study.cells()]
+    assert cells == [
+        ("grid.la.a", ["la"], {"datasets": [0], "models": [0]}),
+        ("grid.lb.b", ["lb"], {"datasets": [1], "models": [1]}),
+    ]
+    by_model = _file_study(["model"], [_counts("la", "a"), _counts("lb", "b")]).cells()
+    assert [[d.name for d in c.datasets] for c in by_model] == [["la"], ["lb"]]
+
+
+@pytest.mark.parametrize(
+    ("datasets", "message"),
+    [
+        ([_counts("log")], "datasets[0] ('log') is a file of several models' outcomes"),
+        ([_counts("la", "a")], "models[1] ('b') has no dataset"),
+    ],
+)
+def test_a_run_per_model_refuses_what_it_cannot_split(datasets, message):
+    with pytest.raises(StudyError, match=re.escape(message)):
+        _file_study(["model"], datasets)
+
+
+def test_every_cell_is_checked_before_the_run_begins():
+    """A split too small for one cell passes the study's check as a whole, not the cell's."""
+    study = cells_study(
+        datasets=[
+            {"name": "math", "source": "simulate", "preset": "math", "instances": 300},
+            {"name": "gsm", "source": "simulate", "preset": "gsm8k", "instances": 1},
+        ]
+    )
+    whole = study.model_copy(update={"study": study.study.model_copy(update={"separately": []})})
+    check(whole)
+    with pytest.raises(
+        StudyError, match=re.escape("run 'cells.gsm.qwen2.5-7b' (study.separately): split:")
+    ):
+        check_cells(study)
+
+
 def test_benchmark_of_a_run_is_its_presets_or_declared_benchmark():
     assert benchmark_of({"datasets": [{"source": "simulate", "preset": "gsm8k"}]}) == "gsm8k"
     assert benchmark_of({"datasets": [{"source": "counts", "benchmark": "math"}]}) == "math"
     assert benchmark_of({"datasets": [{"source": "counts"}]}) is None
     mixed = [{"source": "simulate", "preset": "math"}, {"source": "simulate", "preset": "gsm8k"}]
     assert benchmark_of({"datasets": mixed}) is None
+
+
+def test_runs_on_other_actions_than_the_papers_are_said_to_differ():
+    from toolkit.report.paper import _differs
+
+    def config(name, **actions):
+        return {"study": {"name": name}, "datasets": [], "models": [], "actions": actions}
+
+    same = _differs([config("a", aggregation="majority", cost="samples")], "learned_batch")
+    assert not any(s.startswith("Not the paper's actions") for s in same)
+    other = _differs(
+        [config("a", aggregation="majority"), config("m500", aggregation="pass")], "learned_batch"
+    )
+    assert other[-1].startswith(
+        "Not the paper's actions: m500 (pass@b, a verifier picking any correct sample, cost in "
+        "samples)"
+    )
 
 
 def test_the_paper_protocol_study_is_the_papers_setting():
@@ -174,6 +299,25 @@ def test_a_failing_cell_lands_no_run(tmp_path, monkeypatch):
         run_study(cells_study(learn={"iterations": 10, "seeds": [0]}), tmp_path / "out")
     assert len(calls) == 2
     assert not (tmp_path / "out").exists(), "nothing of the first cell is left"
+
+
+def test_a_report_that_fails_after_the_cells_landed_says_how_to_write_it(tmp_path, monkeypatch):
+    import toolkit.report
+
+    def failing(*args, **kwargs):
+        raise StudyError("no report today")
+
+    monkeypatch.setattr(toolkit.report, "write_comparison", failing)
+    study = cells_study(learn={"iterations": 10, "seeds": [0]})
+    with pytest.raises(StudyError) as error:
+        run_study(study, tmp_path / "out")
+    database = tmp_path / "out" / "study.duckdb"
+    assert str(error.value) == (
+        f"runs 1, 2 landed in {database}, but their report did not: no report today "
+        f"(`stl report --db {database} --run 1 --run 2` writes it)"
+    )
+    with duckdb.connect(str(database), read_only=True) as con:
+        assert con.execute("select count(*) from runs").fetchone() == (2,)
 
 
 def test_the_command_prints_each_cells_run_and_ranking(landed, tmp_path):

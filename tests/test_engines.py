@@ -291,6 +291,30 @@ def test_a_failing_spark_run_leaves_no_database_and_no_staged_tables(tmp_path):
     assert not any((tmp_path / "spark").glob("run-*/*")) if (tmp_path / "spark").exists() else True
 
 
+@needs_java
+@pytest.mark.spark
+def test_a_failing_cell_on_spark_leaves_no_cell_staged(tmp_path):
+    """The first cell lands its staged tables, the second fails in solve: the transaction rolls
+    back both runs, and both runs' staged tables go with it."""
+    study = with_engine(
+        make_study(
+            study={"name": "cells", "seed": 3, "separately": ["dataset"]},
+            datasets=[
+                {"name": "gsm", "source": "simulate", "preset": "gsm8k", "instances": 300},
+                {"name": "math", "source": "simulate", "preset": "math", "instances": 300},
+            ],
+            # 450 tokens a question: within GSM8K's range, below MATH's cheapest action
+            actions={"cost": "tokens"},
+            budgets={"values": [450.0]},
+        ),
+        SPARK,
+    )
+    with pytest.raises(StudyError, match="450"):
+        run_study(study, tmp_path, stages=("simulate", "outcomes", "solve"))
+    assert list(tmp_path.iterdir()) in ([], [tmp_path / "spark"])
+    assert not any((tmp_path / "spark").glob("run-*/*")) if (tmp_path / "spark").exists() else True
+
+
 def test_a_memory_limit_must_be_a_size():
     with pytest.raises(StudyError, match="engine.memory_limit"):
         make_study(engine={"memory_limit": "lots"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -360,7 +361,7 @@ BAD_REFERENCES = {
     "a missing key": ({**REFERENCE, "coverage": "grid.pass"}, "the file has no key 'grid.pass'"),
     "a count that is not one": (
         {**REFERENCE, "b": "grid.coverage"},
-        "grid.coverage[0] is 0.5, not a sample count >= 1",
+        "grid.coverage[0] is 0.5, not a sample count in 1..2,147,483,647",
     ),
     "an accuracy above one": (
         {**REFERENCE, "coverage": "grid.b"},
@@ -369,6 +370,10 @@ BAD_REFERENCES = {
     "lengths that differ": (
         {**REFERENCE, "majority": "grid.short"},
         "'grid.short' has 1 values and 'grid.b' 2 sample counts",
+    ),
+    "a count no table holds": (
+        {**REFERENCE, "b": "grid.huge"},
+        "grid.huge[1] is 2147483648, not a sample count in 1..2,147,483,647",
     ),
 }
 
@@ -384,14 +389,31 @@ def test_declared_reference_curves_land_with_the_run(tmp_path):
     assert result.rows["reference_curves"] == 4
     with duckdb.connect(str(result.database), read_only=True) as con:
         rows = con.execute(
-            "select dataset, curve, b, value, source from reference_curves order by curve, b"
+            "select dataset, model, curve, b, value, source from reference_curves order by curve, b"
         ).fetchall()
+    model = study.models[0].name
     assert rows == [
-        ("tiny", "coverage", 1, 0.5, "a paper"),
-        ("tiny", "coverage", 2, 0.75, "a paper"),
-        ("tiny", "majority", 1, 0.5, "a paper"),
-        ("tiny", "majority", 2, 0.6, "a paper"),
+        ("tiny", model, "coverage", 1, 0.5, "a paper"),
+        ("tiny", model, "coverage", 2, 0.75, "a paper"),
+        ("tiny", model, "majority", 1, 0.5, "a paper"),
+        ("tiny", model, "majority", 2, 0.6, "a paper"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("reference", "models", "message"),
+    [
+        ({"model": "m9"}, ["m1"], "datasets[0].reference.model: 'm9' is not declared"),
+        ({}, ["m1", "m2"], "datasets[0].reference.model: the study has several models (m1, m2)"),
+    ],
+)
+def test_reference_curves_are_of_a_declared_model(reference, models, message, tmp_path):
+    spec = counts_study(tmp_path).datasets[0].model_dump()
+    spec["reference"] = {**REFERENCE, **reference}
+    if len(models) > 1:  # a file of several models: its model column says whose a row is
+        spec["model"], spec["columns"] = None, {**spec["columns"], "model": "model"}
+    with pytest.raises(StudyError, match=re.escape(message)):
+        tiny_study(tmp_path, spec, models=[{"name": m} for m in models])
 
 
 @pytest.mark.parametrize("case", sorted(BAD_REFERENCES))
@@ -399,7 +421,8 @@ def test_a_bad_reference_file_is_refused_before_any_write(case, tmp_path):
     declared, expected = BAD_REFERENCES[case]
     (tmp_path / "counts.csv").write_text(GOOD_COUNTS)
     (tmp_path / "meta.jsonl").write_text(GOOD_METADATA)
-    (tmp_path / "curves.json").write_text(json.dumps({"grid": {**CURVES["grid"], "short": [0.5]}}))
+    grid = {**CURVES["grid"], "short": [0.5], "huge": [1, 2**31]}
+    (tmp_path / "curves.json").write_text(json.dumps({"grid": grid}))
     spec = {**counts_study(tmp_path).datasets[0].model_dump(), "reference": declared}
     with pytest.raises(StudyError) as error:
         run_study(tiny_study(tmp_path, spec), tmp_path / "out", stages=("ingest", "outcomes"))

@@ -402,6 +402,20 @@ def test_numbers_that_round_to_zero_carry_no_minus_sign(value, percent, points):
     assert (format_percent(value), format_points(value)) == (percent, points)
 
 
+@pytest.mark.parametrize(
+    ("ticks", "labels"),
+    [
+        ([0.0, 0.0005, 0.001, 0.0015], ["0", "+0.05", "+0.10", "+0.15"]),
+        ([-0.01, 0.0, 0.01, 0.02], ["-1.0", "0", "+1.0", "+2.0"]),
+        ([0.0, 0.05, 0.1], ["0", "+5.0", "+10.0"]),
+    ],
+)
+def test_point_ticks_carry_the_decimals_their_spacing_needs(ticks, labels):
+    from toolkit.report.charts import _Points
+
+    assert _Points().format_ticks(ticks) == labels
+
+
 def test_templates_escape_what_they_show(context):
     hostile = context.run.__class__(
         **{**context.run.__dict__, "description": "<script>alert(1)</script>"}

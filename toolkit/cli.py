@@ -216,14 +216,16 @@ def validate(
     import json
 
     from toolkit.config import load_study, resolve_model
-    from toolkit.preflight import check
+    from toolkit.preflight import check_cells
 
-    checked = check(load_study(study), out)  # the checks `stl run` makes first, in its order
-    parsed = checked.study
-    if checked.imported is not None:  # read as the run's ingest stage reads; nothing written
-        counted = sum(checked.instances.values())
-        _say(f"{study}: read {len(checked.imported)} data file(s), {counted:,} instances")
-    _say(f"{study}: {checked.size.describe()}")
+    parsed = load_study(study)
+    cells = check_cells(parsed, out)  # the checks `stl run` makes first, in its order
+    for checked in cells:
+        name = f"{study}: {checked.study.study.name}" if len(cells) > 1 else f"{study}"
+        if checked.imported is not None:  # read as the run's ingest stage reads; nothing written
+            counted = sum(checked.instances.values())
+            _say(f"{name}: read {len(checked.imported)} data file(s), {counted:,} instances")
+        _say(f"{name}: {checked.size.describe()}")
     if parsed.actions.cost != "samples":  # the range of mean cost is the outcomes' to know
         _say(
             f"{study}: budgets in {parsed.actions.cost} are checked against the range of mean "

@@ -62,6 +62,13 @@ class StudyInfo(_Section):
     the paper does: one run per cell (``Study.cells``), all landing in one transaction; empty
     (the default): one run, one budget shared by every dataset and model."""
 
+    cell: dict[Literal["datasets", "models"], list[Annotated[int, Field(ge=0)]]] = {}
+    """Set by ``Study.cells`` on each cell: the positions of its datasets and models in the
+    study it was split from (``{datasets = [1], models = [2]}``). The simulator keys its random
+    streams by these positions, so a cell draws what its datasets and models draw in the whole
+    study (the same questions for every model of a dataset, independent samples per model), and
+    a cell's stored config reruns to the same tables."""
+
     @field_validator("separately")
     @classmethod
     def _once_each(cls, value: list[str]) -> list[str]:
@@ -69,13 +76,20 @@ class StudyInfo(_Section):
             raise ValueError(f"separately names a key twice: {value}")
         return value
 
+    @model_validator(mode="after")
+    def _a_cell_is_not_split(self) -> StudyInfo:
+        if self.cell and self.separately:
+            raise ValueError("separately: a cell of a split study (study.cell) is not split again")
+        return self
+
     @model_serializer(mode="wrap")
     def _without_default_cells(self, handler: SerializerFunctionWrapHandler) -> dict:
-        """A study run as one (``separately = []``) dumps as before the key existed, so its
-        config hash is unchanged."""
+        """A study run as one (``separately = []``, no ``cell``) dumps as before the keys
+        existed, so its config hash is unchanged."""
         dumped = handler(self)
-        if not self.separately:
-            dumped.pop("separately", None)
+        for key in ("separately", "cell"):
+            if not getattr(self, key):
+                dumped.pop(key, None)
         return dumped
 
 
@@ -281,17 +295,20 @@ _SOURCE_COLUMNS: dict[str, tuple[set[str], set[str]]] = {
 
 
 class ReferenceSpec(_Section):
-    """``[datasets.reference]``: published curves of the same model on the same questions, for
-    a cross-check in the report (``toolkit.reference``): a JSON file (``path``, relative to the
+    """``[datasets.reference]``: published curves of one model on the same questions, for a
+    cross-check in the report (``toolkit.reference``): a JSON file (``path``, relative to the
     study file) and the dotted keys of its lists: ``b`` (the sample counts), ``coverage``
     (pass@b at each) and optional ``majority`` (the majority vote's accuracy at each);
-    ``source`` says where the curves are from."""
+    ``source`` says where the curves are from, ``model`` whose they are."""
 
     path: str
     b: ColumnName
     coverage: ColumnName
     majority: ColumnName | None = None
     source: str = ""
+    model: Name | None = None
+    """The model the curves are of: by default the dataset's (``datasets.model``), or the
+    study's one model; a dataset of several models names it."""
 
     @field_validator("path")
     @classmethod
@@ -361,11 +378,6 @@ class DatasetSpec(_SparseSection):
     features: dict[Name, FeatureColumn] | None = None
     benchmark: Literal["math", "gsm8k"] | None = None
     reference: ReferenceSpec | None = None
-
-    @property
-    def benchmark_name(self) -> str | None:
-        """The public benchmark the questions come from: declared, or a simulation's preset."""
-        return self.preset if self.source == "simulate" else self.benchmark
 
     def carries(self, role: Literal["answer", "check", "score"]) -> bool:
         """Whether every sample of the dataset has an ``answer`` (a simulation's have), a
@@ -1003,7 +1015,21 @@ class Study(_Section):
                     else "study.separately: a run per model probes its own model; leave "
                     "probe.model out"
                 )
-        for cell in self.cells():
+            for i, dataset in enumerate(self.datasets):
+                if dataset.source != "simulate" and dataset.model is None:
+                    raise ValueError(
+                        f"study.separately: datasets[{i}] ({dataset.name!r}) is a file of several "
+                        "models' outcomes, which a run per model cannot split; give each model's "
+                        "file its own dataset with datasets.model"
+                    )
+        cells = self.cells()
+        for j, model in enumerate(self.models):
+            if self.study.separately and not any(j in c.study.cell["models"] for c in cells):
+                raise ValueError(
+                    f"study.separately: models[{j}] ({model.name!r}) has no dataset: no "
+                    "datasets.model names it and none is simulated"
+                )
+        for cell in cells:
             if len(cell.study.name) > 64:
                 raise ValueError(
                     f"study.name: the run name {cell.study.name!r} (study, dataset and model "
@@ -1013,27 +1039,81 @@ class Study(_Section):
 
     def cells(self) -> list[Study]:
         """The runs the study makes: itself, or (``study.separately``) one study per dataset,
-        model or pair, named ``<study>.<dataset>.<model>``, each with the study's seed. (The
-        simulator keys its streams by a dataset's and model's position in the run, so only the
-        first cell draws the samples the study run as one would.)"""
+        model or pair, named ``<study>.<dataset>.<model>``, each with the study's seed and its
+        position in the study (``study.cell``), by which the simulator keys its streams."""
         keys = self.study.separately
         if not keys:
             return [self]
-        datasets = [[d] for d in self.datasets] if "dataset" in keys else [self.datasets]
-        models = [[m] for m in self.models] if "model" in keys else [self.models]
+        every_dataset = list(range(len(self.datasets)))
+        every_model = list(range(len(self.models)))
+        dataset_groups = [[i] for i in every_dataset] if "dataset" in keys else [every_dataset]
+        model_groups = [[j] for j in every_model] if "model" in keys else [every_model]
         cells = []
-        for dataset_group in datasets:
-            for model_group in models:
+        for dataset_group in dataset_groups:
+            for model_group in model_groups:
+                models = [self.models[j] for j in model_group]
+                # a file of one model's outcomes (datasets.model) belongs to that model's cells
+                kept = [
+                    i
+                    for i in dataset_group
+                    if self.datasets[i].model is None
+                    or self.datasets[i].model in {m.name for m in models}
+                ]
+                if not kept:
+                    continue
                 parts = [self.study.name]
-                parts += [dataset_group[0].name] if "dataset" in keys else []
-                parts += [model_group[0].name] if "model" in keys else []
-                info = self.study.model_copy(update={"name": ".".join(parts), "separately": []})
+                parts += [self.datasets[kept[0]].name] if "dataset" in keys else []
+                parts += [models[0].name] if "model" in keys else []
+                info = self.study.model_copy(
+                    update={
+                        "name": ".".join(parts),
+                        "separately": [],
+                        "cell": {"datasets": kept, "models": model_group},
+                    }
+                )
+                datasets = [self.datasets[i] for i in kept]
                 cells.append(
-                    self.model_copy(
-                        update={"study": info, "datasets": dataset_group, "models": model_group}
-                    )
+                    self.model_copy(update={"study": info, "datasets": datasets, "models": models})
                 )
         return cells
+
+    def reference_model(self, dataset: DatasetSpec) -> str:
+        """The model a dataset's reference curves are of (``ReferenceSpec.model``)."""
+        assert dataset.reference is not None
+        if dataset.reference.model is not None:
+            return dataset.reference.model
+        if dataset.model is not None:
+            return dataset.model
+        return self.models[0].name
+
+    @model_validator(mode="after")
+    def _references_name_a_model(self) -> Study:
+        names = [m.name for m in self.models]
+        for i, dataset in enumerate(self.datasets):
+            reference = dataset.reference
+            if reference is None:
+                continue
+            if reference.model is None and dataset.model is None and len(names) > 1:
+                raise ValueError(
+                    f"datasets[{i}].reference.model: the study has several models "
+                    f"({', '.join(names)}); name the one the curves are of"
+                )
+            if reference.model is not None and reference.model not in names:
+                raise ValueError(
+                    f"datasets[{i}].reference.model: {reference.model!r} is not declared in "
+                    f"[[models]] (declared: {', '.join(names)})"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _cell_fits(self) -> Study:
+        for key, declared in (("datasets", self.datasets), ("models", self.models)):
+            positions = self.study.cell.get(key)
+            if positions is not None and len(positions) != len(declared):
+                raise ValueError(
+                    f"study.cell.{key}: {len(positions)} positions for {len(declared)} {key}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _probe_fits(self) -> Study:

@@ -40,7 +40,7 @@ from toolkit.outcomes import (
     estimate_outcomes,
     score_levels,
 )
-from toolkit.preflight import Checked, check
+from toolkit.preflight import Checked, check_cells
 from toolkit.probe import probe_outcomes
 from toolkit.progress import Step
 from toolkit.scores import scored_samples
@@ -422,7 +422,7 @@ def run_study(
     result = RunResult(run_id=-1, database=path, name=study.study.name)
     learns = bool({"learn", "evaluate"} & set(stages))
     with _timed(result, "check", progress):  # everything `stl validate` checks, before any write
-        checked = [check(cell, out_dir, learns=learns) for cell in study.cells()]
+        checked = check_cells(study, out_dir, learns=learns)
     landing = _Landing(path, report="report" in stages)
     try:
         _land(checked, path, result, stages, progress, landing)
@@ -449,9 +449,10 @@ def run_study(
     except StudyError as error:
         if not landing.done:
             raise
+        runs = "".join(f" --run {run_id}" for run_id in result.run_ids) if result.cells else ""
         raise StudyError(
-            f"{landing.landed()}, but its report did not: {error} "
-            f"(`stl report --db {path}` writes it)"
+            f"{landing.landed()}, but {'their' if result.cells else 'its'} report did not: {error} "
+            f"(`stl report --db {path}{runs}` writes it)"
         ) from None
     return result
 
@@ -470,17 +471,23 @@ def _land(
     with _run_database(path, first.engine.memory_limit, landing) as store:
         with db.transaction(store, on_commit=landing.mark):
             db.create_schema(store)
-            for cell in checked:
-                name = cell.study.study.name
-                labelled = progress if len(checked) == 1 else _labelled(progress, name)
-                ran = _land_run(store, cell, path, stages, labelled)
-                landing.run_ids.append(ran.run_id)
-                if len(checked) > 1:
-                    _add_cell(result, ran)
-                else:
-                    result.replaced = ran.replaced
-                    result.stage_seconds.update(ran.stage_seconds)
-                    result.rows.update(ran.rows)
+            try:
+                for cell in checked:
+                    name = cell.study.study.name
+                    labelled = progress if len(checked) == 1 else _labelled(progress, name)
+                    ran = _land_run(store, cell, path, stages, labelled)
+                    landing.run_ids.append(ran.run_id)
+                    if len(checked) > 1:
+                        _add_cell(result, ran)
+                    else:
+                        result.replaced = ran.replaced
+                        result.stage_seconds.update(ran.stage_seconds)
+                        result.rows.update(ran.rows)
+            except BaseException:  # the transaction rolls back: so do the cells staged before
+                if db.parse_engine_url(first.engine.url).separate:
+                    for run_id in landing.run_ids:
+                        db.remove_staging(staging_path(path, run_id))
+                raise
             result.run_id = landing.run_ids[0]
 
 

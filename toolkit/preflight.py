@@ -146,6 +146,37 @@ def check(study: Study, out_dir: str | Path | None = None, *, learns: bool = Tru
     return Checked(study, imported, instances, size, references)
 
 
+def check_cells(
+    study: Study, out_dir: str | Path | None = None, *, learns: bool = True
+) -> list[Checked]:
+    """``check`` for every run the study makes (``Study.cells``: itself, or one per dataset or
+    model), then the runs together: they land in one transaction, so their databases add up on
+    the disk, and every cell's imported data is held until the last lands."""
+    cells = study.cells()
+    if len(cells) == 1:
+        return [check(cells[0], out_dir, learns=learns)]
+    checked = []
+    for cell in cells:
+        try:
+            checked.append(check(cell, out_dir, learns=learns))
+        except StudyError as error:  # which cell: a check can fail in one and pass in another
+            raise StudyError(f"run {cell.study.name!r} (study.separately): {error}") from None
+    if len(checked) > 1:
+        sizes = [c.size for c in checked]
+        held = sum(c.size.samples for c in checked if c.imported is not None)
+        check_size(
+            SizeEstimate(
+                instances=sum(s.instances for s in sizes),
+                samples=sum(s.samples for s in sizes),
+                cells=sum(s.cells for s in sizes),
+                memory_bytes=max(s.memory_bytes for s in sizes) + MEMORY_PER_SAMPLE * held,
+                disk_bytes=sum(s.disk_bytes for s in sizes) - DISK_BASE * (len(sizes) - 1),
+            ),
+            Path(out_dir) / "study.duckdb" if out_dir is not None else None,
+        )
+    return checked
+
+
 def _existing_ancestor(path: Path) -> Path:
     for folder in (path, *path.parents):
         if folder.exists():
@@ -209,4 +240,12 @@ def check_size(size: SizeEstimate, database: Path | None) -> None:
         )
 
 
-__all__ = ["Checked", "SizeEstimate", "available_memory", "check", "check_output", "check_size"]
+__all__ = [
+    "Checked",
+    "SizeEstimate",
+    "available_memory",
+    "check",
+    "check_cells",
+    "check_output",
+    "check_size",
+]

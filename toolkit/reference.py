@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from toolkit.config import ReferenceSpec, Study
 
 
+_MOST_SAMPLES = 2**31 - 1
+"""The largest sample count ``reference_curves.b`` (an INTEGER) holds."""
+
+
 def _lookup(document: object, key: str, where: str) -> list:
     """The list at the dotted ``key`` of a JSON document."""
     value = document
@@ -40,17 +44,19 @@ def _numbers(values: list, key: str, where: str, *, counts: bool) -> list:
         number_like = isinstance(value, int | float) and not isinstance(value, bool)
         if not number_like or not math.isfinite(value):
             raise StudyError(f"{where}: {key}[{index}] is {value!r}, not a number")
-        if counts and (value != int(value) or value < 1):
-            raise StudyError(f"{where}: {key}[{index}] is {value!r}, not a sample count >= 1")
+        if counts and (value != int(value) or not 1 <= value <= _MOST_SAMPLES):
+            raise StudyError(
+                f"{where}: {key}[{index}] is {value!r}, not a sample count in 1..{_MOST_SAMPLES:,}"
+            )
         if not counts and not 0.0 <= value <= 1.0:
             raise StudyError(f"{where}: {key}[{index}] is {value!r}, not an accuracy in [0, 1]")
         out.append(int(value) if counts else float(value))
     return out
 
 
-def read_reference(spec: ReferenceSpec, dataset: str, field: str) -> pa.Table:
-    """One dataset's declared curves as rows of ``reference_curves`` (without run_id).
-    ``field`` names the study's section in errors (``datasets[0].reference``)."""
+def read_reference(spec: ReferenceSpec, dataset: str, model: str, field: str) -> pa.Table:
+    """One dataset's declared curves of ``model`` as rows of ``reference_curves`` (without
+    run_id). ``field`` names the study's section in errors (``datasets[0].reference``)."""
     path = Path(spec.path)
     where = f"{field} ({path})"
     try:
@@ -62,7 +68,14 @@ def read_reference(spec: ReferenceSpec, dataset: str, field: str) -> pa.Table:
     b = _numbers(_lookup(document, spec.b, where), spec.b, where, counts=True)
     if len(set(b)) != len(b):
         raise StudyError(f"{where}: {spec.b!r} repeats a sample count")
-    rows: dict[str, list] = {"dataset": [], "curve": [], "b": [], "value": [], "source": []}
+    rows: dict[str, list] = {
+        "dataset": [],
+        "model": [],
+        "curve": [],
+        "b": [],
+        "value": [],
+        "source": [],
+    }
     curves = {"coverage": spec.coverage, "majority": spec.majority}
     for curve, key in curves.items():
         if key is None:
@@ -73,6 +86,7 @@ def read_reference(spec: ReferenceSpec, dataset: str, field: str) -> pa.Table:
                 f"{where}: {key!r} has {len(values)} values and {spec.b!r} {len(b)} sample counts"
             )
         rows["dataset"] += [dataset] * len(b)
+        rows["model"] += [model] * len(b)
         rows["curve"] += [curve] * len(b)
         rows["b"] += b
         rows["value"] += values
@@ -82,6 +96,7 @@ def read_reference(spec: ReferenceSpec, dataset: str, field: str) -> pa.Table:
         schema=pa.schema(
             [
                 ("dataset", pa.string()),
+                ("model", pa.string()),
                 ("curve", pa.string()),
                 ("b", pa.int32()),
                 ("value", pa.float64()),
@@ -94,7 +109,12 @@ def read_reference(spec: ReferenceSpec, dataset: str, field: str) -> pa.Table:
 def read_references(study: Study) -> pa.Table | None:
     """Every dataset's declared curves (None when no dataset declares any)."""
     parts = [
-        read_reference(spec.reference, spec.name, f"datasets ({spec.name!r}).reference")
+        read_reference(
+            spec.reference,
+            spec.name,
+            study.reference_model(spec),
+            f"datasets ({spec.name!r}).reference",
+        )
         for spec in study.datasets
         if spec.reference is not None
     ]

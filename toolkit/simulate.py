@@ -74,6 +74,14 @@ def _rng(study: Study, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([study.study.seed, *key])))
 
 
+def _position(study: Study, kind: str, index: int) -> int:
+    """A dataset's or model's position (``kind``: datasets | models) in the study a cell was
+    split from (``study.cell``): the key of its random streams, so a cell draws what the whole
+    study draws for it."""
+    positions = study.study.cell.get(kind)
+    return index if positions is None else positions[index]
+
+
 def level_targets(study: Study, preset_name: str) -> dict[str, np.ndarray]:
     """Per model, the declared per-level mean single-sample accuracy on a dataset preset."""
     dataset = DATASET_PRESETS[preset_name]
@@ -98,7 +106,7 @@ def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> Sim
     preset = DATASET_PRESETS[spec.preset]
     sim = study.simulation
     n = spec.instances
-    rng = _rng(study, dataset_index, _INSTANCE_STREAM)
+    rng = _rng(study, _position(study, "datasets", dataset_index), _INSTANCE_STREAM)
 
     level_index = rng.choice(len(preset.level_values), size=n, p=preset.level_proportions)
     subject_index = rng.choice(len(preset.subjects), size=n, p=preset.subject_proportions)
@@ -220,7 +228,12 @@ def _sample_batches(data: SimulatedDataset) -> Iterator[pa.RecordBatch]:
     for model_index, spec_m in enumerate(study.models):
         model = resolve_model(spec_m)
         mean_tokens = model.output_tokens[study.datasets[data._dataset_index].preset]
-        rng = _rng(study, data._dataset_index, _MODEL_STREAM, model_index)
+        rng = _rng(
+            study,
+            _position(study, "datasets", data._dataset_index),
+            _MODEL_STREAM,
+            _position(study, "models", model_index),
+        )
         p = data._state["p_correct"][spec_m.name]
         model_name = pa.array([spec_m.name], pa.string())
         for start in range(0, n, CHUNK_INSTANCES):

@@ -11,7 +11,7 @@ from markupsafe import Markup
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
 
 from toolkit.formatting import format_cost
 from toolkit.report.context import (
@@ -56,15 +56,27 @@ _SVG_METADATA = ("Creator", "Date", "Format", "Type")
 """matplotlib's default SVG metadata, left out: a date would make reports differ run to run."""
 
 
-_POINTS = FuncFormatter(lambda value, _position: f"{100 * value:+.1f}" if value else "0")
-"""Tick labels for accuracy differences, in percentage points."""
+class _Points(Formatter):
+    """Tick labels for accuracy differences, in signed percentage points, with the decimals the
+    ticks' spacing needs (0.05 points apart: two; never two ticks with one label)."""
+
+    decimals = 1
+
+    def format_ticks(self, values: Sequence[float]) -> list[str]:
+        steps = np.diff(np.sort(np.asarray(values, dtype=float) * 100))
+        step = steps[steps > 0].min() if (steps > 0).any() else 1.0
+        self.decimals = int(min(4, max(1, -np.floor(np.log10(step) + 1e-9))))
+        return [self(value, i) for i, value in enumerate(values)]
+
+    def __call__(self, value: float, pos: int | None = None) -> str:
+        return f"{100 * value:+.{self.decimals}f}" if value else "0"
 
 
 def _points_axis(axis: mpl.axis.Axis) -> None:
     """An accuracy-difference axis: ticks at 1, 2 or 5 times a power of ten points (a 0.25-point
     step would print as +0.2, +0.5, +0.8), labelled in percentage points."""
     axis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))
-    axis.set_major_formatter(_POINTS)
+    axis.set_major_formatter(_Points())
 
 
 def policy_style(policy: str) -> tuple[str, str]:

@@ -558,8 +558,9 @@ class PaperSection:
 
 @dataclass(frozen=True)
 class ReferenceRow:
-    """A published accuracy at b beside the run's own (None where the run cannot measure it:
-    a majority vote needs answers, pass@b a verifier)."""
+    """A published accuracy at b beside the run's own of the same model (None where the run
+    does not measure it: its aggregation measures the other curve, or it has no action of b
+    samples)."""
 
     dataset: str
     model: str

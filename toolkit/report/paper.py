@@ -174,7 +174,38 @@ def _differs(configs: Sequence[dict], policy: str) -> tuple[str, ...]:
         "neighbouring budgets of the policy's curve costing exactly B), with a paired bootstrap "
         "95% interval over test questions; the paper reports point figures."
     )
-    return outcomes, oracle, matched
+    unlike = sorted(
+        {
+            f"{c['study']['name']} ({_action_kind(c)})"
+            for c in configs
+            if _action_kind(c) != "a majority vote, cost in samples"
+        }
+    )
+    actions = (
+        (
+            f"Not the paper's actions: {'; '.join(unlike)} against its majority vote with cost "
+            "in samples; their gains measure another action menu, beside its figures for "
+            "orientation only.",
+        )
+        if unlike
+        else ()
+    )
+    return outcomes, oracle, matched, *actions
+
+
+_AGGREGATIONS = {
+    "majority": "a majority vote",
+    "pass": "pass@b, a verifier picking any correct sample",
+    "best_of": "best-of-b by a score",
+    "weighted": "a score-weighted vote",
+}
+
+
+def _action_kind(config: dict) -> str:
+    actions = config["actions"]
+    aggregation = actions.get("aggregation", "majority")
+    kind = _AGGREGATIONS.get(aggregation, aggregation)
+    return f"{kind}, cost in {actions.get('cost', 'samples')}"
 
 
 def paper_section(reports: Sequence[ReportContext], policy: str) -> PaperSection | None:

@@ -622,12 +622,13 @@ def reference_rows(
     backend: ibis.BaseBackend, run_id: int, aggregation: str
 ) -> tuple[tuple[str, ...], tuple[ReferenceRow, ...]]:
     """The published curves declared for the run's datasets (table ``reference_curves``) and
-    the run's own mean accuracy of b samples over each dataset's instances, per model, where
-    its aggregation measures that curve; the curves' sources."""
+    the run's own mean accuracy of b samples of the same model over each dataset's instances,
+    where its aggregation measures that curve and it has an action of b samples; the curves'
+    sources."""
     if "reference_curves" not in backend.list_tables():  # a database from before the table
         return (), ()
     published = _rows(
-        _view(backend, "reference_curves", run_id).order_by(["dataset", "curve", "b"])
+        _view(backend, "reference_curves", run_id).order_by(["dataset", "model", "curve", "b"])
     )
     if not published:
         return (), ()
@@ -641,19 +642,17 @@ def reference_rows(
         .agg(acc=_.acc.mean())
     )
     measured = {(r["dataset"], r["model"], r["b"]): r["acc"] for r in ours}
-    models = sorted({r["model"] for r in ours})
     rows = tuple(
         ReferenceRow(
             dataset=p["dataset"],
-            model=model,
+            model=p["model"],
             curve=p["curve"],
             b=p["b"],
             published=p["value"],
-            ours=measured.get((p["dataset"], model, p["b"]))
+            ours=measured.get((p["dataset"], p["model"], p["b"]))
             if CURVE_OF.get(aggregation) == p["curve"]
             else None,
         )
         for p in published
-        for model in models
     )
     return tuple(sorted({p["source"] for p in published})), rows
