@@ -810,7 +810,7 @@ def learning_curve(
     """The classifier of the middle declared budget and first CatBoost seed, refitted on
     nested shares of fold 0's training sample and priced on fold 0's test batch."""
     from toolkit.learn import training_sample
-    from toolkit.learned import fit_policy
+    from toolkit.learned import fit_policies
 
     budgets = sorted(study.budgets.values)
     budget, seed, fold = budgets[len(budgets) // 2], study.learn.seeds[0], test.folds[0]
@@ -849,23 +849,28 @@ def learning_curve(
     static = test.menus["static"]  # the first columns: labels index them alike
     acc = o.acc[np.ix_(rows, static)]
     best_fixed_acc = float((best_fixed * acc).sum(axis=1).mean())
-    out = []
+    jobs, sizes = [], []
     for share in LEARNING_CURVE_SHARES:
         chosen = np.sort(order[: max(1, round(share * len(fit_ids)))])
         if len(chosen) < 20:
             continue
         ids = fit_ids[chosen]
-        policy = fit_policy(
-            table.frame(ids),
-            np.array([label_of[i] for i in ids.tolist()], dtype=np.int32),
-            everything.acc[chosen],
-            everything.action_ids,
-            budget=budget,
-            lambda_=float(lambdas[rows][0]),
-            seed=seed,
-            spec=study.learn,
-            fold=fold.fold,
+        sizes.append(len(ids))
+        jobs.append(
+            {
+                "frame": table.frame(ids),
+                "labels": np.array([label_of[i] for i in ids.tolist()], dtype=np.int32),
+                "acc": everything.acc[chosen],
+                "action_ids": everything.action_ids,
+                "budget": budget,
+                "lambda_": float(lambdas[rows][0]),
+                "seed": seed,
+                "spec": study.learn,
+                "fold": fold.fold,
+            }
         )
+    out = []
+    for train_rows, policy in zip(sizes, fit_policies(jobs), strict=True):
         weights = policy.decide(inputs, budget, "learned_batch").weights
         accuracy = float((weights * acc).sum(axis=1).mean())
         out.append(
@@ -873,7 +878,7 @@ def learning_curve(
                 "fold": fold.fold,
                 "budget": budget,
                 "seed": seed,
-                "train_rows": len(ids),
+                "train_rows": train_rows,
                 "accuracy": accuracy,
                 "best_fixed_accuracy": best_fixed_acc,
                 "gain_vs_best_fixed": accuracy - best_fixed_acc,

@@ -52,7 +52,7 @@ from toolkit.learned import (
     DECODERS,
     DEFAULT_DECODER,
     LearnedPolicy,
-    fit_policy,
+    fit_policies,
     load_model,
     nearest_budget,
 )
@@ -487,7 +487,7 @@ def _fit_classifiers(
     static_frame = data.features.frame(fold.validation)
     validation_planned = planner.planned(static_frame, validation.known)[:, columns]
     fit_ids = training.inputs.instance_ids
-    model_rows, importance_rows = [], []
+    jobs = []
     for budget, allocation in zip(budgets, allocations, strict=True):
         mine = labels.filter(pa.compute.equal(labels.column("budget"), budget))
         label_of = dict(
@@ -498,40 +498,43 @@ def _fit_classifiers(
             )
         )
         y = np.array([label_of[i] for i in fit_ids.tolist()], dtype=np.int32)
-        served = [g for g in data.grid if nearest_budget(budgets, g) == budget]
-        for seed in study.learn.seeds:
-            policy = fit_policy(
-                training.inputs.frame,
-                y,
-                training.acc,
-                training.action_ids,
-                budget=budget,
-                lambda_=allocation.lambda_,
-                seed=seed,
-                spec=study.learn,
-                fold=fold.fold,
-                decoder=decoder,
-                menu=menu,
+        jobs += [
+            {
+                "frame": training.inputs.frame,
+                "labels": y,
+                "acc": training.acc,
+                "action_ids": training.action_ids,
+                "budget": budget,
+                "lambda_": allocation.lambda_,
+                "seed": seed,
+                "spec": study.learn,
+                "fold": fold.fold,
+                "decoder": decoder,
+                "menu": menu,
+            }
+            for seed in study.learn.seeds
+        ]
+    model_rows, importance_rows = [], []
+    for policy in fit_policies(jobs, on_fit=data.fits.advance):
+        served = [g for g in data.grid if nearest_budget(budgets, g) == policy.budget]
+        for target in served:
+            policy.calibrations[target] = policy.calibrate(
+                validation_frame, validation_planned, target
             )
-            for target in served:
-                policy.calibrations[target] = policy.calibrate(
-                    validation_frame, validation_planned, target
-                )
-            summary.policies.append(policy)
-            summary.fit_seconds.append(policy.fit_seconds)
-            data.fits.advance()
-            model_rows.append(_model_row(policy, len(fit_ids)))
-            for name, value in zip(policy.feature_names, policy.importances(), strict=True):
-                importance_rows.append(
-                    {
-                        "fold": fold.fold,
-                        "menu": menu,
-                        "budget": budget,
-                        "seed": seed,
-                        "feature": name,
-                        "importance": float(value),
-                    }
-                )
+        summary.policies.append(policy)
+        summary.fit_seconds.append(policy.fit_seconds)
+        model_rows.append(_model_row(policy, len(fit_ids)))
+        for name, value in zip(policy.feature_names, policy.importances(), strict=True):
+            importance_rows.append(
+                {
+                    "fold": fold.fold,
+                    "menu": menu,
+                    "budget": policy.budget,
+                    "seed": policy.seed,
+                    "feature": name,
+                    "importance": float(value),
+                }
+            )
     _append(data, summary, "policy_models", model_rows)
     _append(data, summary, "feature_importance", importance_rows)
 

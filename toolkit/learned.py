@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -287,6 +287,33 @@ def fit_policy(
     )
 
 
+CONCURRENT_FITS = 2
+"""CatBoost fits run at once (``fit_policies``). CatBoost releases the GIL while it trains,
+and at the default study's size (3,000 rows, 2 threads a fit) one fit leaves a core idle
+part of the time: 6 fits took 1.14 s one after another and 0.93 s two at a time, with
+identical models (a fit's result does not depend on what runs beside it)."""
+
+
+def fit_policies(jobs: Sequence[dict], on_fit: Callable[[], None] | None = None) -> list:
+    """``fit_policy(**job)`` for every job, ``CONCURRENT_FITS`` at a time, in the jobs' order;
+    ``on_fit`` is called (on the calling thread) as each fit is collected. No query runs while
+    they do: the fits read only the frames and arrays they are given."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(jobs) <= 1:
+        fitted = [fit_policy(**job) for job in jobs]
+        if on_fit is not None and fitted:
+            on_fit()
+        return fitted
+    out = []
+    with ThreadPoolExecutor(max_workers=CONCURRENT_FITS) as pool:
+        for policy in pool.map(lambda job: fit_policy(**job), jobs):
+            out.append(policy)
+            if on_fit is not None:
+                on_fit()
+    return out
+
+
 def nearest_budget(budgets: Sequence[float], budget: float) -> float:
     """The budget of ``budgets`` nearest to ``budget`` in log scale (the smaller on a tie)."""
     ordered = sorted(budgets)
@@ -322,6 +349,7 @@ __all__ = [
     "LearnedDeployment",
     "LearnedPolicy",
     "catboost_params",
+    "fit_policies",
     "fit_policy",
     "load_model",
     "nearest_budget",

@@ -91,19 +91,7 @@ def read_reference(spec: ReferenceSpec, dataset: str, model: str, field: str) ->
         rows["b"] += b
         rows["value"] += values
         rows["source"] += [spec.source or path.name] * len(b)
-    return pa.table(
-        rows,
-        schema=pa.schema(
-            [
-                ("dataset", pa.string()),
-                ("model", pa.string()),
-                ("curve", pa.string()),
-                ("b", pa.int32()),
-                ("value", pa.float64()),
-                ("source", pa.string()),
-            ]
-        ),
-    )
+    return pa.table(rows)  # typed as reference_curves' own columns (sql/tables) when appended
 
 
 def read_references(study: Study) -> pa.Table | None:
