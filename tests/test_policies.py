@@ -17,6 +17,7 @@ from toolkit.policies import (
     BestFixed,
     DifficultyBins,
     Inputs,
+    PriceCurve,
     PromptLength,
     RandomMix,
     RuleFamily,
@@ -127,6 +128,20 @@ def test_calibrated_price_meets_the_budget_exactly(seed, n, budget, coarse, per_
     assert spent == pytest.approx(min(max(target, low), high), rel=1e-9, abs=1e-9)
 
 
+@settings(max_examples=100, deadline=None)
+@given(**PRICING_CASES, min_price=st.sampled_from([None, 0.0]))
+def test_one_price_curve_reads_every_budget_as_calibrate_price_does(
+    seed, n, budget, coarse, per_instance, min_price
+):
+    """A PriceCurve worked out once gives, at every budget, exactly the calibration that
+    calibrate_price computes from scratch (the switches do not depend on the budget)."""
+    scores, cost, target = pricing_case(seed, n, budget, coarse, per_instance)
+    curve = PriceCurve(scores, cost, min_price=min_price)
+    mean_cheapest = float(np.broadcast_to(cost, scores.shape).min(axis=1).mean())
+    for wanted in (target, 0.5 * target, 1.5 * target, mean_cheapest, target):
+        assert curve.calibrate(wanted) == calibrate_price(scores, cost, wanted, min_price=min_price)
+
+
 @settings(max_examples=200, deadline=None)
 @given(**PRICING_CASES, min_price=st.sampled_from([None, 0.0]))
 def test_the_exact_price_bracket_decides_as_a_bisection_does(
@@ -142,7 +157,7 @@ def test_the_exact_price_bracket_decides_as_a_bisection_does(
     other_cost = cost[n:] if per_instance else cost
     exact = calibrate_price(scores[:n], calibration_cost, target, min_price=min_price)
     with pytest.MonkeyPatch.context() as patch:  # the bisection it falls back to
-        patch.setattr("toolkit.policies._switch_bracket", lambda *args: None)
+        patch.setattr("toolkit.policies.PriceCurve._switch_bracket", lambda *args: None)
         bisected = calibrate_price(scores[:n], calibration_cost, target, min_price=min_price)
     assert exact.calibration_cost == pytest.approx(bisected.calibration_cost, rel=1e-12)
     assert exact.price == pytest.approx(bisected.price, rel=1e-8, abs=1e-8)

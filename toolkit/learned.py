@@ -40,9 +40,10 @@ from toolkit.config import LearnSpec
 from toolkit.policies import (
     Decision,
     Inputs,
+    LastCurve,
     Policy,
     PriceCalibration,
-    calibrate_price,
+    PriceCurve,
     log_probability_scores,
     onehot,
     priced_decision,
@@ -140,6 +141,7 @@ class LearnedPolicy:
     calibrations: dict[float, PriceCalibration] = field(default_factory=dict)
     """Validation-split prices, by budget (the declared budget and the grid budgets it serves)."""
     _cached: tuple[Any, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    _last: LastCurve = field(default_factory=LastCurve, repr=False, compare=False)
 
     def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
         """p(a | x): (n, K), zero for actions the classifier never saw (the last frame's are
@@ -158,6 +160,7 @@ class LearnedPolicy:
         """Keep ``probabilities`` as those of ``frame`` (computed piecewise, as a large batch
         is), as ``probabilities`` keeps its last frame's."""
         self._cached = (frame, probabilities)
+        self._last.clear()
 
     def scores(self, probabilities: np.ndarray) -> np.ndarray:
         """The priced deployments' score per action (see the module docstring)."""
@@ -168,10 +171,20 @@ class LearnedPolicy:
     def min_price(self) -> float | None:
         return 0.0 if self.decoder == "expected_accuracy" else None
 
+    def price_curve(self, frame: pd.DataFrame, planned: np.ndarray) -> PriceCurve:
+        """The priced deployments' ``PriceCurve`` on a batch (the last batch's is kept, as its
+        probabilities are: every budget of an evaluation prices the same batch)."""
+        return self._last.get(
+            (frame, planned),
+            None,
+            lambda: PriceCurve(
+                self.scores(self.probabilities(frame)), planned, min_price=self.min_price()
+            ),
+        )
+
     def calibrate(self, frame: pd.DataFrame, planned: np.ndarray, budget: float):
         """The price that meets ``budget`` in planned cost on these instances."""
-        scores = self.scores(self.probabilities(frame))
-        return calibrate_price(scores, planned, budget, min_price=self.min_price())
+        return self.price_curve(frame, planned).calibrate(budget)
 
     def decide(self, inputs: Inputs, budget: float, deployment: str) -> Decision:
         """One deployment's allocation of a batch (``DEPLOYMENTS``)."""
@@ -179,16 +192,14 @@ class LearnedPolicy:
         if deployment == "learned_argmax":
             weights = onehot(probabilities.argmax(axis=1), len(self.action_ids))
             return Decision(weights, "none", description="argmax_a p(a | x)")
-        scores = self.scores(probabilities)
+        curve = self.price_curve(inputs.frame, inputs.planned_cost)
+        scores = curve.scores
         if deployment == "learned_calibrated":
             if budget not in self.calibrations:
                 raise ValueError(f"no validation price for budget {budget:g}")
             calibration, on = self.calibrations[budget], "validation"
         else:
-            calibration = calibrate_price(
-                scores, inputs.planned_cost, budget, min_price=self.min_price()
-            )
-            on = "test_features"
+            calibration, on = curve.calibrate(budget), "test_features"
         return priced_decision(
             scores,
             inputs.planned_cost,
@@ -367,6 +378,7 @@ class LabelKnown(Policy):
     labels: dict[float, dict[int, int]]
     """Per declared budget, each test instance's oracle label (an action id)."""
     name: ClassVar[str] = "label_known"
+    _last: LastCurve = field(default_factory=LastCurve, repr=False, compare=False)
 
     def allocate(self, inputs: Inputs, budget: float) -> Decision:
         declared = nearest_budget(list(self.classifiers), budget)
@@ -381,9 +393,12 @@ class LabelKnown(Policy):
         unseen = ~np.isin(column, policy.classes)  # a label no training instance had
         if unseen.any():
             scores[unseen] = policy.class_accuracy.mean(axis=0)
-        calibration = calibrate_price(
-            scores, inputs.planned_cost, budget, min_price=policy.min_price()
+        curve = self._last.get(
+            (inputs.frame, inputs.planned_cost),
+            declared,
+            lambda: PriceCurve(scores, inputs.planned_cost, min_price=policy.min_price()),
         )
+        scores, calibration = curve.scores, curve.calibrate(budget)
         return priced_decision(
             scores,
             inputs.planned_cost,

@@ -161,75 +161,127 @@ def calibrate_price(
 
     ``min_price``: the lowest price allowed (0 for accuracy scores: paying to lose accuracy is
     never right, so an unbinding budget is left unspent). Budgets below the cheapest choice
-    give the cheapest choice everywhere; budgets above the dearest one, the dearest."""
-    scores = np.asarray(scores, dtype=np.float64)
-    finite = scores[np.isfinite(scores)]
-    span = float(finite.max() - finite.min()) if finite.size else 1.0
-    distinct = np.unique(np.asarray(cost, dtype=np.float64))
-    gaps = np.diff(distinct)
-    step = float(gaps[gaps > 0].min()) if (gaps > 0).any() else 1.0
-    high = span / step + 1.0  # every instance takes its cheapest action at this price
-    low = -high if min_price is None else float(min_price)
-    cost_high = _mean_cost(cost, price_choice(scores, cost, high))
-    cost_low = _mean_cost(cost, price_choice(scores, cost, low))
-    if cost_low <= budget:
-        return PriceCalibration(low, low, 0.0, budget, cost_low)
-    if cost_high >= budget:
-        return PriceCalibration(high, high, 0.0, budget, cost_high)
-    exact = _switch_bracket(scores, cost, budget, low)
-    if exact is not None:
-        low, cost_low, high, cost_high = exact
-    else:  # switch prices too close to tell apart: bisect the step function
-        for _ in range(_BISECTIONS):
-            middle = 0.5 * (low + high)
-            if middle in (low, high):
-                break
-            cost_middle = _mean_cost(cost, price_choice(scores, cost, middle))
-            if cost_middle > budget:
-                low, cost_low = middle, cost_middle
-            else:
-                high, cost_high = middle, cost_middle
-    mix = 0.0 if cost_low == cost_high else (budget - cost_high) / (cost_low - cost_high)
-    return PriceCalibration(low, high, mix, budget, mix * cost_low + (1 - mix) * cost_high)
+    give the cheapest choice everywhere; budgets above the dearest one, the dearest. For
+    several budgets on the same instances, ``PriceCurve`` works the switches out once."""
+    return PriceCurve(scores, cost, min_price=min_price).calibrate(budget)
 
 
-def _switch_bracket(
-    scores: np.ndarray, cost: np.ndarray, budget: float, low: float
-) -> tuple[float, float, float, float] | None:
-    """(price_low, its mean cost, price_high, its mean cost) around the one price where the
-    mean cost of the choices steps across ``budget``, found exactly: each instance's choice
-    switches to cheaper actions at the prices of its upper concave hull in (cost, score)
-    (``switch_prices``), so the mean cost is a step function of the price with known steps; the
-    bracket is the crossing step's price plus and minus 2e-9 of it, checked with two
-    ``price_choice`` evaluations (about 60 for a bisection). None where steps lie too close
-    together to bracket one alone, or the check fails."""
-    n, k = scores.shape
-    cost_nk = np.broadcast_to(np.asarray(cost, dtype=np.float64), scores.shape)
-    start = price_choice(scores, cost_nk, low)
-    prices, saves = switch_prices(scores, cost_nk, start, low, max(k - 1, 1))
-    prices, mean = mean_cost_by_price(prices, saves, cost_nk[np.arange(n), start].sum(), n)
-    crossing = np.flatnonzero(mean[1:] <= budget)  # the mean after each switch
-    if len(prices) == 0 or len(crossing) == 0:
-        return None
-    at = prices[crossing[0]]
-    below = prices[prices < at - SAME_PRICE * max(1.0, abs(at))]
-    above = prices[prices > at + SAME_PRICE * max(1.0, abs(at))]
-    gap = min(
-        at - below[-1] if len(below) else np.inf,
-        above[0] - at if len(above) else np.inf,
-        at - low,
-    )
-    # as tight as a bisection's bracket, for the instances it is applied to later (a
-    # validation price on test), yet wide enough for price_choice's tie tolerance
-    delta = 2 * SAME_PRICE * max(1.0, abs(at))
-    if not gap > 2 * delta:
-        return None
-    price_low, price_high = at - delta, at + delta
-    cost_low = _mean_cost(cost, price_choice(scores, cost, price_low))
-    cost_high = _mean_cost(cost, price_choice(scores, cost, price_high))
-    if not cost_high <= budget < cost_low:
-        return None
-    return float(price_low), cost_low, float(price_high), cost_high
+class PriceCurve:
+    """The mean cost of the choices on a batch as a step function of the price, worked out
+    once (``switch_prices``: O(n K^2)) and read at any budget (``calibrate``: two
+    ``price_choice`` checks), as ``calibrate_price`` reads it for one."""
+
+    def __init__(
+        self, scores: np.ndarray, cost: np.ndarray, *, min_price: float | None = None
+    ) -> None:
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.cost = cost
+        finite = self.scores[np.isfinite(self.scores)]
+        span = float(finite.max() - finite.min()) if finite.size else 1.0
+        distinct = np.unique(np.asarray(cost, dtype=np.float64))
+        gaps = np.diff(distinct)
+        step = float(gaps[gaps > 0].min()) if (gaps > 0).any() else 1.0
+        self.high = span / step + 1.0  # every instance takes its cheapest action at this price
+        self.low = -self.high if min_price is None else float(min_price)
+        self.cost_high = _mean_cost(cost, price_choice(self.scores, cost, self.high))
+        self.cost_low = _mean_cost(cost, price_choice(self.scores, cost, self.low))
+        self._steps: tuple[np.ndarray, np.ndarray] | None = None
+
+    def calibrate(self, budget: float) -> PriceCalibration:
+        """The price bracket and mix that meet ``budget`` (``calibrate_price``)."""
+        scores, cost = self.scores, self.cost
+        low, high, cost_low, cost_high = self.low, self.high, self.cost_low, self.cost_high
+        if cost_low <= budget:
+            return PriceCalibration(low, low, 0.0, budget, cost_low)
+        if cost_high >= budget:
+            return PriceCalibration(high, high, 0.0, budget, cost_high)
+        exact = self._switch_bracket(budget)
+        if exact is not None:
+            low, cost_low, high, cost_high = exact
+        else:  # switch prices too close to tell apart: bisect the step function
+            for _ in range(_BISECTIONS):
+                middle = 0.5 * (low + high)
+                if middle in (low, high):
+                    break
+                cost_middle = _mean_cost(cost, price_choice(scores, cost, middle))
+                if cost_middle > budget:
+                    low, cost_low = middle, cost_middle
+                else:
+                    high, cost_high = middle, cost_middle
+        mix = 0.0 if cost_low == cost_high else (budget - cost_high) / (cost_low - cost_high)
+        return PriceCalibration(low, high, mix, budget, mix * cost_low + (1 - mix) * cost_high)
+
+    def steps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The finite switch prices in ascending order and the mean cost before the first and
+        after each (``mean_cost_by_price``), from the choices at the lowest price."""
+        if self._steps is None:
+            scores = self.scores
+            n, k = scores.shape
+            cost_nk = np.broadcast_to(np.asarray(self.cost, dtype=np.float64), scores.shape)
+            start = price_choice(scores, cost_nk, self.low)
+            prices, saves = switch_prices(scores, cost_nk, start, self.low, max(k - 1, 1))
+            self._steps = mean_cost_by_price(prices, saves, cost_nk[np.arange(n), start].sum(), n)
+        return self._steps
+
+    def _switch_bracket(self, budget: float) -> tuple[float, float, float, float] | None:
+        """(price_low, its mean cost, price_high, its mean cost) around the one price where the
+        mean cost of the choices steps across ``budget``, found exactly: each instance's choice
+        switches to cheaper actions at the prices of its upper concave hull in (cost, score)
+        (``switch_prices``), so the mean cost is a step function of the price with known steps;
+        the bracket is the crossing step's price plus and minus 2e-9 of it, checked with two
+        ``price_choice`` evaluations (about 60 for a bisection). None where steps lie too close
+        together to bracket one alone, or the check fails."""
+        scores, cost, low = self.scores, self.cost, self.low
+        prices, mean = self.steps()
+        crossing = np.flatnonzero(mean[1:] <= budget)  # the mean after each switch
+        if len(prices) == 0 or len(crossing) == 0:
+            return None
+        at = prices[crossing[0]]
+        below = prices[prices < at - SAME_PRICE * max(1.0, abs(at))]
+        above = prices[prices > at + SAME_PRICE * max(1.0, abs(at))]
+        gap = min(
+            at - below[-1] if len(below) else np.inf,
+            above[0] - at if len(above) else np.inf,
+            at - low,
+        )
+        # as tight as a bisection's bracket, for the instances it is applied to later (a
+        # validation price on test), yet wide enough for price_choice's tie tolerance
+        delta = 2 * SAME_PRICE * max(1.0, abs(at))
+        if not gap > 2 * delta:
+            return None
+        price_low, price_high = at - delta, at + delta
+        cost_low = _mean_cost(cost, price_choice(scores, cost, price_low))
+        cost_high = _mean_cost(cost, price_choice(scores, cost, price_high))
+        if not cost_high <= budget < cost_low:
+            return None
+        return float(price_low), cost_low, float(price_high), cost_high
+
+
+class LastCurve:
+    """The ``PriceCurve`` of the last batch a policy priced, by the identity of the batch's
+    arrays and an equal ``tag``: every budget of an evaluation prices the same batch, so the
+    switches are worked out once per batch instead of once per budget. It holds the batch's
+    arrays, so an identity is never reused by another batch while cached."""
+
+    def __init__(self) -> None:
+        self._key: tuple = ()
+        self._tag: object = None
+        self._curve: PriceCurve | None = None
+
+    def get(self, batch: tuple, tag: object, make: Callable[[], PriceCurve]) -> PriceCurve:
+        same = (
+            self._curve is not None
+            and len(batch) == len(self._key)
+            and all(a is b for a, b in zip(batch, self._key, strict=True))
+            and tag == self._tag
+        )
+        if not same:
+            self._key, self._tag, self._curve = batch, tag, make()
+        assert self._curve is not None
+        return self._curve
+
+    def clear(self) -> None:
+        self._key, self._tag, self._curve = (), None, None
 
 
 def mean_cost_by_price(
@@ -685,6 +737,7 @@ class DifficultyBins(Policy):
     """(n_bins, K) mean training accuracy per bin and action."""
     n_bins: int = N_BINS
     name: ClassVar[str] = "difficulty_bins"
+    _last: LastCurve = field(default_factory=LastCurve, repr=False, compare=False)
 
     def bin_of(self, values: np.ndarray) -> np.ndarray:
         """The bin of each value; a missing value goes to the middle bin."""
@@ -719,8 +772,16 @@ class DifficultyBins(Policy):
         return self
 
     def allocate(self, inputs: Inputs, budget: float) -> Decision:
-        scores = np.asarray(self.bin_acc)[self.bin_of(_numbers(inputs.frame, self.signal))]
-        calibration = calibrate_price(scores, inputs.planned_cost, budget, min_price=0.0)
+        curve = self._last.get(
+            (inputs.frame, inputs.planned_cost),
+            None,
+            lambda: PriceCurve(
+                np.asarray(self.bin_acc)[self.bin_of(_numbers(inputs.frame, self.signal))],
+                inputs.planned_cost,
+                min_price=0.0,
+            ),
+        )
+        scores, calibration = curve.scores, curve.calibrate(budget)
         return priced_decision(
             scores,
             inputs.planned_cost,
@@ -784,6 +845,8 @@ __all__ = [
     "TrainingSet",
     "Uniform",
     "action_ladder",
+    "LastCurve",
+    "PriceCurve",
     "calibrate_price",
     "concave_hull_actions",
     "fixed_mix_weights",

@@ -129,7 +129,7 @@ def folder_bytes(folder: Path | None) -> int:
     return total
 
 
-@dataclass
+@dataclass(eq=False)  # open windows are told apart by identity: two can hold equal peaks
 class _Window:
     start_rss: int = 0
     peak_rss: int = 0
