@@ -659,7 +659,7 @@ def evaluate(
     summary.seconds["curves"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    writer = _Rows()
+    writer = _Rows(backend, run_id)
     by_name = {(r.name, r.seed): r for r in runs}
     for budget in budgets:
         refs = _references(
@@ -889,9 +889,12 @@ def learning_curve(
 
 
 class _Rows:
-    """The rows of every table the stage writes, gathered, then appended in bulk."""
+    """The rows of every table the stage writes, gathered, then appended in bulk; the policies'
+    allocations (the one table that grows with N times the policies) are appended as each is
+    made, so the stage never holds more than one."""
 
-    def __init__(self) -> None:
+    def __init__(self, backend: ibis.BaseBackend, run_id: int) -> None:
+        self.backend, self.run_id = backend, run_id
         self.evaluations: list[dict] = []
         self.regret: list[dict] = []
         self.confusion: list[dict] = []
@@ -899,7 +902,7 @@ class _Rows:
         self.settings: list[dict] = []
         self.curve_rows: list[dict] = []
         self.summary_rows: list[dict] = []
-        self.allocations: list[pa.Table] = []
+        self.allocation_rows = 0
         self.planned: pa.Table | None = None
         self.learning: list[dict] = []
         self.noise_rows: list[dict] = []
@@ -917,7 +920,9 @@ class _Rows:
         self.classes.extend(class_rows(test, refs, key, weights))
         rows, cols = np.nonzero(weights > 0)
         count = len(rows)
-        self.allocations.append(
+        self.allocation_rows += db.append(
+            self.backend,
+            "policy_allocations",
             pa.table(
                 {
                     "policy": pa.array([policy] * count, pa.string()),
@@ -928,7 +933,8 @@ class _Rows:
                     "action_id": pa.array(o.action_ids[cols], pa.int32()),
                     "weight": pa.array(weights[rows, cols], pa.float64()),
                 }
-            )
+            ),
+            self.run_id,
         )
 
     def noise(self, refs: References, bootstrap: PairedBootstrap) -> None:
@@ -1031,9 +1037,7 @@ class _Rows:
         rows = {}
         for name, records in tables.items():
             rows[name] = db.append(backend, name, db.records(backend, name, records), run_id)
-        rows["policy_allocations"] = db.append(
-            backend, "policy_allocations", self.allocations, run_id
-        )
+        rows["policy_allocations"] = self.allocation_rows
         rows["planned_costs"] = db.append(backend, "planned_costs", self.planned, run_id)
         return rows
 
