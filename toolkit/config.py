@@ -65,9 +65,10 @@ class StudyInfo(_Section):
     cell: dict[Literal["datasets", "models"], list[Annotated[int, Field(ge=0)]]] = {}
     """Set by ``Study.cells`` on each cell: the positions of its datasets and models in the
     study it was split from (``{datasets = [1], models = [2]}``). The simulator keys its random
-    streams by these positions, so a cell draws what its datasets and models draw in the whole
-    study (the same questions for every model of a dataset, independent samples per model), and
-    a cell's stored config reruns to the same tables."""
+    streams by these positions, so a cell draws the questions and answers its datasets and
+    models draw in the whole study (the same questions for every model of a dataset, independent
+    samples per model; the features and token counts follow the cell's first model's view of
+    difficulty), and a cell's stored config reruns to the same tables."""
 
     @field_validator("separately")
     @classmethod

@@ -76,8 +76,8 @@ def _rng(study: Study, *key: int) -> np.random.Generator:
 
 def _position(study: Study, kind: str, index: int) -> int:
     """A dataset's or model's position (``kind``: datasets | models) in the study a cell was
-    split from (``study.cell``): the key of its random streams, so a cell draws what the whole
-    study draws for it."""
+    split from (``study.cell``): the key of its random streams, so a cell draws the questions
+    and answers the whole study draws for it."""
     positions = study.study.cell.get(kind)
     return index if positions is None else positions[index]
 
