@@ -249,8 +249,16 @@ _SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "simulate": ({"preset"}, {"preset", "instances"}),
     "samples": (
         {"path", "columns"},
-        {"path", "format", "model", "columns", "metadata", "prompt_overhead_tokens", "features"}
-        | set(_DESCRIBED),
+        {
+            "path",
+            "format",
+            "model",
+            "columns",
+            "metadata",
+            "prompt_overhead_tokens",
+            "features",
+            *_DESCRIBED,
+        },
     ),
     "counts": (
         {"path", "columns"},
@@ -258,8 +266,16 @@ _SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "wide": (
         {"path", "columns", "models"},
-        {"path", "format", "columns", "models", "metadata", "prompt_overhead_tokens", "features"}
-        | set(_DESCRIBED),
+        {
+            "path",
+            "format",
+            "columns",
+            "models",
+            "metadata",
+            "prompt_overhead_tokens",
+            "features",
+            *_DESCRIBED,
+        },
     ),
     "outcomes": (
         {"path", "columns"},
@@ -1024,8 +1040,10 @@ class Study(_Section):
                         "file its own dataset with datasets.model"
                     )
         cells = self.cells()
+        split = self.study.separately  # (a cell's positions are the whole study's, not its own)
+        covered = {j for c in cells for j in c.study.cell["models"]} if split else set()
         for j, model in enumerate(self.models):
-            if self.study.separately and not any(j in c.study.cell["models"] for c in cells):
+            if split and j not in covered:
                 raise ValueError(
                     f"study.separately: models[{j}] ({model.name!r}) has no dataset: no "
                     "datasets.model names it and none is simulated"

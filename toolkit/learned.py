@@ -311,11 +311,6 @@ def fit_policies(jobs: Sequence[dict], on_fit: Callable[[], None] | None = None)
     they do: the fits read only the frames and arrays they are given."""
     from concurrent.futures import ThreadPoolExecutor
 
-    if len(jobs) <= 1:
-        fitted = [fit_policy(**job) for job in jobs]
-        if on_fit is not None and fitted:
-            on_fit()
-        return fitted
     out = []
     with ThreadPoolExecutor(max_workers=CONCURRENT_FITS) as pool:
         for policy in pool.map(lambda job: fit_policy(**job), jobs):
@@ -387,17 +382,17 @@ class LabelKnown(Policy):
         column = np.searchsorted(
             policy.action_ids, [label_of[int(i)] for i in inputs.instance_ids.tolist()]
         )
-        probabilities = np.zeros((len(inputs), len(policy.action_ids)))
-        probabilities[np.arange(len(inputs)), column] = 1.0
-        scores = policy.scores(probabilities)
-        unseen = ~np.isin(column, policy.classes)  # a label no training instance had
-        if unseen.any():
-            scores[unseen] = policy.class_accuracy.mean(axis=0)
-        curve = self._last.get(
-            (inputs.frame, inputs.planned_cost),
-            declared,
-            lambda: PriceCurve(scores, inputs.planned_cost, min_price=policy.min_price()),
-        )
+
+        def priced() -> PriceCurve:
+            probabilities = np.zeros((len(inputs), len(policy.action_ids)))
+            probabilities[np.arange(len(inputs)), column] = 1.0
+            scores = policy.scores(probabilities)
+            unseen = ~np.isin(column, policy.classes)  # a label no training instance had
+            if unseen.any():
+                scores[unseen] = policy.class_accuracy.mean(axis=0)
+            return PriceCurve(scores, inputs.planned_cost, min_price=policy.min_price())
+
+        curve = self._last.get((inputs.frame, inputs.planned_cost), declared, priced)
         scores, calibration = curve.scores, curve.calibrate(budget)
         return priced_decision(
             scores,

@@ -30,7 +30,6 @@ class Figure:
     """A published figure: which metric (a ``policy_frontier`` column of the learned policy),
     on which benchmark (None: all of them), its value and how the paper words the claim."""
 
-    key: str
     metric: str
     benchmark: str | None
     value: float
@@ -41,7 +40,6 @@ class Figure:
 
 FIGURES: tuple[Figure, ...] = (
     Figure(
-        key="gain_math",
         metric="relative_gain_vs_uniform",
         benchmark="math",
         value=0.128,
@@ -49,7 +47,6 @@ FIGURES: tuple[Figure, ...] = (
         label="Relative accuracy gain over uniform at a matched budget, MATH",
     ),
     Figure(
-        key="imitation",
         metric="imitation_accuracy",
         benchmark=None,
         value=0.91,

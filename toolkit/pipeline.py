@@ -477,18 +477,15 @@ def _land(
                     labelled = progress if len(checked) == 1 else _labelled(progress, name)
                     ran = _land_run(store, cell, path, stages, labelled)
                     landing.run_ids.append(ran.run_id)
-                    if len(checked) > 1:
-                        _add_cell(result, ran)
-                    else:
-                        result.replaced = ran.replaced
-                        result.stage_seconds.update(ran.stage_seconds)
-                        result.rows.update(ran.rows)
+                    _add_cell(result, ran)
             except BaseException:  # the transaction rolls back: so do the cells staged before
                 if db.parse_engine_url(first.engine.url).separate:
                     for run_id in landing.run_ids:
                         db.remove_staging(staging_path(path, run_id))
                 raise
             result.run_id = landing.run_ids[0]
+            if len(checked) == 1:  # a study run as one: its result is the run's own
+                result.cells.clear()
 
 
 def _labelled(progress: Progress, name: str) -> Progress:

@@ -161,19 +161,18 @@ def check_cells(
             checked.append(check(cell, out_dir, learns=learns))
         except StudyError as error:  # which cell: a check can fail in one and pass in another
             raise StudyError(f"run {cell.study.name!r} (study.separately): {error}") from None
-    if len(checked) > 1:
-        sizes = [c.size for c in checked]
-        held = sum(c.size.samples for c in checked if c.imported is not None)
-        check_size(
-            SizeEstimate(
-                instances=sum(s.instances for s in sizes),
-                samples=sum(s.samples for s in sizes),
-                cells=sum(s.cells for s in sizes),
-                memory_bytes=max(s.memory_bytes for s in sizes) + MEMORY_PER_SAMPLE * held,
-                disk_bytes=sum(s.disk_bytes for s in sizes) - DISK_BASE * (len(sizes) - 1),
-            ),
-            Path(out_dir) / "study.duckdb" if out_dir is not None else None,
-        )
+    sizes = [c.size for c in checked]
+    held = sum(c.size.samples for c in checked if c.imported is not None)
+    check_size(
+        SizeEstimate(
+            instances=sum(s.instances for s in sizes),
+            samples=sum(s.samples for s in sizes),
+            cells=sum(s.cells for s in sizes),
+            memory_bytes=max(s.memory_bytes for s in sizes) + MEMORY_PER_SAMPLE * held,
+            disk_bytes=sum(s.disk_bytes for s in sizes) - DISK_BASE * (len(sizes) - 1),
+        ),
+        Path(out_dir) / "study.duckdb" if out_dir is not None else None,
+    )
     return checked
 
 

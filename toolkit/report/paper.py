@@ -152,9 +152,7 @@ def _features(reports: Sequence[ReportContext]) -> str:
 
 
 def _differs(configs: Sequence[dict], policy: str) -> tuple[str, ...]:
-    simulated = all(
-        d.get("source", "simulate") == "simulate" for c in configs for d in c["datasets"]
-    )
+    simulated = all(_simulated(c) for c in configs)
     models = sorted({m["name"] for c in configs for m in c["models"]})
     outcomes = (
         "Our outcomes are simulated from presets calibrated to each model's published "
