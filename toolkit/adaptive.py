@@ -196,9 +196,10 @@ def _cascade(rule: Rule, chain: list[_Stream]) -> dict[str, np.ndarray | None]:
     acc, samples, reached = cascade_outcome(parts)
     cost = sum(r * s.cost(p[1])[0] for r, s, p in zip(reached, chain, parts, strict=True))
     truths = [stream.parts_true(rule) for stream in chain]
+    known_truths = [t for t in truths if t is not None]
     acc_true = None
-    if all(t is not None for t in truths):
-        acc_true = np.clip(cascade_outcome(truths)[0], 0.0, 1.0)
+    if len(known_truths) == len(truths):
+        acc_true = np.clip(cascade_outcome(known_truths)[0], 0.0, 1.0)
     _, known = chain[0].cost(rule.least)
     return {
         "acc": np.clip(acc, 0.0, 1.0),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 import os
 import signal
@@ -101,10 +102,16 @@ def _load(path: Path | None, engine: str | None = None) -> Study:
 def _bar(what: str, total: int | None) -> Iterator:
     """A progress bar on stderr (erased when done): a spinner until the callback it yields,
     ``(done, total)``, gives a total, then a bar with the count and the time left."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
-    class Count(BarColumn):
+    class Count(ProgressColumn):
         """done/total, once there is a total (nothing before)."""
 
         def render(self, task) -> Text:
@@ -461,66 +468,56 @@ def export(
     typer.echo(f"{len(exported)} tables and views -> {out}")
 
 
-@bench_app.command("simulate")
-def bench_simulate(
-    instances: Annotated[
-        list[int] | None, typer.Option("--instances", "-n", help="Instance counts to time.")
-    ] = None,
-) -> None:
-    """Simulation throughput (samples per second), simulate and land in DuckDB."""
-    from toolkit.bench import print_table
-    from toolkit.bench.simulate import run as run_bench
+InstanceCounts = Annotated[
+    list[int] | None,
+    typer.Option("--instances", "-n", help="Instance counts to time (default: the bench's)."),
+]
 
-    print_table(run_bench(tuple(instances or (100_000, 1_000_000))))
+
+def _print_bench(name: str, **given) -> None:
+    """Run ``toolkit.bench.<name>.run`` with the options given (None: its own default) and
+    print its table."""
+    from toolkit.bench import print_table
+
+    run = importlib.import_module(f"toolkit.bench.{name}").run
+    print_table(run(**{key: value for key, value in given.items() if value is not None}))
+
+
+@bench_app.command("simulate")
+def bench_simulate(instances: InstanceCounts = None) -> None:
+    """Simulation throughput (samples per second), simulate and land in DuckDB."""
+    _print_bench("simulate", sizes=tuple(instances) if instances else None)
 
 
 @bench_app.command("solve")
-def bench_solve(
-    instances: Annotated[
-        list[int] | None, typer.Option("--instances", "-n", help="Instance counts to time.")
-    ] = None,
-) -> None:
+def bench_solve(instances: InstanceCounts = None) -> None:
     """Solve stage: DuckDB bisection and the 50-budget hull sweep vs a numpy bisection."""
-    from toolkit.bench import print_table
-    from toolkit.bench.solve import run as run_bench
-
-    print_table(run_bench(tuple(instances or (100_000, 1_000_000))))
+    _print_bench("solve", sizes=tuple(instances) if instances else None)
 
 
 @bench_app.command("adaptive")
-def bench_adaptive(
-    instances: Annotated[
-        list[int] | None, typer.Option("--instances", "-n", help="Instance counts to time.")
-    ] = None,
-) -> None:
+def bench_adaptive(instances: InstanceCounts = None) -> None:
     """Stopping-rule estimation (instances per second, 48 samples each): the exact program
     against a numpy Monte Carlo over 200 orders, in the same run."""
-    from toolkit.bench import print_table
-    from toolkit.bench.adaptive import run as run_bench
-
-    print_table(run_bench(tuple(instances or (100_000,))))
+    _print_bench("adaptive", sizes=tuple(instances) if instances else None)
 
 
 @bench_app.command("study")
 def bench_study() -> None:
     """Seconds per stage of the whole default study."""
-    from toolkit.bench import print_table
-    from toolkit.bench.study import run as run_bench
-
-    print_table(run_bench())
+    _print_bench("study")
 
 
 @bench_app.command("pacing")
 def bench_pacing(
-    budget: Annotated[float, typer.Option("--budget", "-b", help="B of the stream.")] = 4.0,
+    budget: Annotated[
+        float | None, typer.Option("--budget", "-b", help="B of the stream (default 4).")
+    ] = None,
 ) -> None:
     """Online pacing on a stream of 20,000 requests whose mix shifts halfway, per horizon:
     the worst running mean cost error after 1,000 requests and the accuracy against the
     batch-priced policy; a price frozen after 1,000 requests for reference."""
-    from toolkit.bench import print_table
-    from toolkit.bench.pacing import run as run_bench
-
-    print_table(run_bench(budget))
+    _print_bench("pacing", budget=budget)
 
 
 @bench_app.command("serve")
@@ -568,17 +565,20 @@ def bench_scale(
     ] = None,
     engine: Annotated[
         list[str] | None,
-        typer.Option("--engine", help="duckdb | pyspark://local[2] (repeat; duckdb)."),
+        typer.Option("--engine", help="duckdb | pyspark://local[2] (repeat; default duckdb)."),
     ] = None,
     actions: Annotated[
-        int, typer.Option("--actions", "-k", help="K = 5 (b 1..16 doubling) or 8.")
-    ] = 8,
+        int | None,
+        typer.Option("--actions", "-k", help="K = 5 (b 1..16 doubling) or 8 (the default)."),
+    ] = None,
     memory_limit: Annotated[
-        str, typer.Option("--memory-limit", help="DuckDB's memory limit; it spills beyond.")
-    ] = "4GB",
+        str | None,
+        typer.Option("--memory-limit", help="DuckDB's memory limit (the header says it)."),
+    ] = None,
     stages: Annotated[
-        str, typer.Option("--stages", help="Comma-separated stages (all but report).")
-    ] = "simulate,outcomes,solve,learn,evaluate",
+        str | None,
+        typer.Option("--stages", help="Comma-separated stages (default: all but report)."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder for the runs (a temp folder).")
     ] = None,
@@ -586,23 +586,11 @@ def bench_scale(
 ) -> None:
     """The pipeline at N instances: seconds, peak memory and spill per stage, growth with N."""
     from toolkit.bench import print_table
-    from toolkit.bench.scale import DEFAULT_SIZES, SAMPLES_BY_K, STAGES, header, parse_size
-    from toolkit.bench.scale import run as run_bench
+    from toolkit.bench.scale import options, run
 
-    try:
-        sizes = tuple(parse_size(text) for text in instances or ()) or DEFAULT_SIZES
-    except ValueError as error:
-        raise StudyError(str(error)) from None
-    stage_list = tuple(s.strip() for s in stages.split(",") if s.strip())
-    if actions not in SAMPLES_BY_K or not set(stage_list) <= set(STAGES):
-        raise StudyError(
-            f"--actions: one of {sorted(SAMPLES_BY_K)}; --stages: some of {', '.join(STAGES)}"
-        )
-    engines = tuple(engine or ("duckdb",))
-    typer.echo(header(engines, actions, memory_limit))
-    print_table(
-        run_bench(sizes, engines, actions, memory_limit, stage_list, out, keep, log=sys.stderr)
-    )
+    chosen = options(instances, engine, actions, memory_limit, stages)  # the defaults: there
+    typer.echo(chosen.header())
+    print_table(run(**chosen.arguments(), out=out, keep=keep, log=sys.stderr))
 
 
 def main() -> None:
@@ -627,7 +615,13 @@ def main() -> None:
     except typer.Abort:
         sys.exit(1)
     except typer.TyperException as error:  # usage errors: unknown option, missing argument
-        error.show()
+        # typer raises its (vendored) click's ClickException, which shows itself with the
+        # usage line; the public TyperException type does not declare show()
+        show = getattr(error, "show", None)
+        if show is not None:
+            show()
+        else:
+            _say(f"error: {error.format_message()}")
         sys.exit(error.exit_code)
     except Exception as error:  # Ctrl-C inside a DuckDB call or an import: caused by it
         if not (interrupt_requested() or _caused_by_interrupt(error)):

@@ -25,8 +25,6 @@ realised cost differs by the prediction error of the variable part.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.features import categorical_columns, text_columns
+from toolkit.model_bytes import from_bytes, to_bytes
 
 PLANNERS = ("auto", "mean", "catboost")
 _RELATIVE_VARIATION = 1e-9
@@ -82,16 +81,7 @@ class CostPlanner:
         return known_cost + (variable if columns is None else variable[:, columns])
 
     def model_bytes(self) -> bytes | None:
-        if self.model is None:
-            return None
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "planner.cbm")
-            metadata = self.model.get_metadata()
-            metadata["model_guid"] = ""
-            metadata["train_finish_time"] = ""
-            self.model.save_model(path, format="cbm")
-            with open(path, "rb") as handle:
-                return handle.read()
+        return None if self.model is None else to_bytes(self.model)
 
     @classmethod
     def from_stored(
@@ -106,12 +96,7 @@ class CostPlanner:
         if data is not None:
             from catboost import CatBoostRegressor
 
-            model = CatBoostRegressor()
-            with tempfile.TemporaryDirectory() as folder:
-                path = os.path.join(folder, "planner.cbm")
-                with open(path, "wb") as handle:
-                    handle.write(data)
-                model.load_model(path, format="cbm")
+            model = from_bytes(CatBoostRegressor, data)
         return cls(method, np.asarray(mean_variable), np.asarray(shift), model, modelled)
 
 

@@ -24,10 +24,11 @@ import json
 import platform
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import ibis
@@ -124,6 +125,8 @@ class Engine:
     store: ibis.BaseBackend
     compute: ibis.BaseBackend
     staging: Path | None = None
+    session: Any = None
+    """A separate engine's Spark session (``open_engine`` keeps the one it connected with)."""
     _views: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -169,10 +172,13 @@ class Engine:
             self._views[name] = folder
         return written
 
-    def drop_view(self, name: str) -> None:
-        """Forget a staged table on a separate engine (its Parquet files stay)."""
-        self.compute._session.catalog.dropTempView(name)
-        self._views.pop(name, None)
+    def drop_view(self, name: str, *, remove_files: bool = False) -> None:
+        """Forget a staged table on a separate engine (its Parquet files stay unless
+        ``remove_files``)."""
+        self.session.catalog.dropTempView(name)
+        folder = self._views.pop(name, None)
+        if remove_files and folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def release(self) -> None:
         """Drop this run's views from a separate engine (its session stays up for the next
@@ -202,7 +208,7 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _backend_of(engine: Engine, expr: ir.Expr) -> ibis.BaseBackend:
-    backend = expr._find_backend(use_default=False)
+    backend = ibis.get_backend(expr)
     return engine.compute if backend is engine.compute else engine.store
 
 
@@ -226,9 +232,12 @@ def open_engine(
         return Engine(store=store, compute=store)
     if staging is None:
         raise ValueError("a separate engine needs a staging folder")
+    assert parsed.master is not None  # a separate engine's URL names its master
     staging.mkdir(parents=True, exist_ok=True)
     session = _spark_session(parsed.master, spark_config or {}, staging.parent / "warehouse")
-    return Engine(store=store, compute=ibis.pyspark.connect(session), staging=staging)
+    return Engine(
+        store=store, compute=ibis.pyspark.connect(session), staging=staging, session=session
+    )
 
 
 def remove_staging(staging: Path | None) -> None:
@@ -252,8 +261,7 @@ def temporary_table(backend: ibis.BaseBackend | Engine, data: pa.Table) -> Itera
     try:
         yield engine.compute.table(name)
     finally:
-        engine.drop_view(name)
-        shutil.rmtree(engine.staging / name, ignore_errors=True)
+        engine.drop_view(name, remove_files=True)
 
 
 def engine_name(backend: ibis.BaseBackend | Engine) -> str:
@@ -488,6 +496,19 @@ def records(backend: ibis.BaseBackend | Engine, table: str, rows: list[dict]) ->
     schema = raw(backend).execute(f"select * from {_identifier(table)} limit 0").arrow().schema
     schema = pa.schema([f for f in schema if f.name != "run_id"])
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def table_schema(table: str, columns: Sequence[str] | None = None) -> pa.Schema:
+    """The Arrow schema of the table ``sql/tables/<table>.sql`` creates (or of its ``columns``,
+    in that order), read from that DDL run in an in-memory DuckDB: the one definition, for
+    Arrow tables written outside a study database (a saved policy's files)."""
+    path = sql_dir() / "tables" / f"{table}.sql"
+    if not path.is_file():
+        raise ValueError(f"no table {table!r} in sql/tables")
+    with duckdb.connect() as con:
+        con.execute(path.read_text())
+        schema = con.execute(f"select * from {_identifier(table)} limit 0").arrow().schema
+    return schema if columns is None else pa.schema([schema.field(c) for c in columns])
 
 
 def _identifier(name: str) -> str:

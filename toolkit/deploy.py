@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 from toolkit import bi, features
 from toolkit.config import Study, load_study, parse_study, resolve_model
 from toolkit.costs import CostPlanner
-from toolkit.db import versions
+from toolkit.db import table_schema, versions
 from toolkit.errors import StudyError
 from toolkit.files import written_whole
 from toolkit.learn import feature_spec, read_planners, read_policies
@@ -58,6 +58,9 @@ ARTIFACT_FORMAT = "stl-policy/1"
 _DRAW_STREAM = 20_260_414
 """SeedSequence key of the draws between two actions (with the ``seed`` of ``allocate``)."""
 CHUNK = 50_000
+
+_SAVED_ACTION_COLUMNS = ("action_id", "name", "model", "b")
+"""The columns of table ``actions`` a saved policy keeps (the static menu it decides among)."""
 """Requests whose features and scores are computed at once (the price is set on all of them)."""
 FIT_STAGES = ("simulate", "outcomes", "solve", "learn")
 """The pipeline stages ``fit`` runs ("simulate" is the data stage, whatever the source)."""
@@ -320,15 +323,7 @@ class BudgetPolicy:
             probe=given["probe"],
         )
         actions = pa.Table.from_pylist(
-            manifest["actions"],
-            schema=pa.schema(
-                [
-                    ("action_id", pa.int32()),
-                    ("name", pa.string()),
-                    ("model", pa.string()),
-                    ("b", pa.int32()),
-                ]
-            ),
+            manifest["actions"], schema=table_schema("actions", _SAVED_ACTION_COLUMNS)
         )
         policy = cls(study)
         policy._fitted = _Fitted(
@@ -532,7 +527,7 @@ def _read_fitted(database: Path, run_id: int | None, seed: int | None) -> tuple[
         listed = backend.table("actions")
         listed = backend.to_pyarrow(
             listed.filter(listed.run_id == run_id)
-            .select("action_id", "name", "model", "b", "menu")
+            .select(*_SAVED_ACTION_COLUMNS, "menu")
             .order_by("action_id")
         )
         static = pc.equal(listed.column("menu"), "static")

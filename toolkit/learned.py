@@ -25,8 +25,6 @@ boosting, 64 borders.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ import pandas as pd
 
 from toolkit import features
 from toolkit.config import LearnSpec
+from toolkit.model_bytes import from_bytes, to_bytes
 from toolkit.policies import (
     Decision,
     Inputs,
@@ -214,16 +213,7 @@ class LearnedPolicy:
 
         CatBoost stamps every model with a random guid and its finish time; both are blanked
         so that the same inputs and seed store the same bytes."""
-        if self.model is None:
-            return None
-        metadata = self.model.get_metadata()
-        metadata["model_guid"] = ""
-        metadata["train_finish_time"] = ""
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "model.cbm")
-            self.model.save_model(path, format="cbm")
-            with open(path, "rb") as handle:
-                return handle.read()
+        return None if self.model is None else to_bytes(self.model)
 
     def importances(self) -> np.ndarray:
         if self.model is None:
@@ -237,13 +227,7 @@ def load_model(data: bytes | None):
         return None
     from catboost import CatBoostClassifier
 
-    model = CatBoostClassifier()
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.cbm")
-        with open(path, "wb") as handle:
-            handle.write(data)
-        model.load_model(path, format="cbm")
-    return model
+    return from_bytes(CatBoostClassifier, data)
 
 
 def fit_policy(

@@ -183,10 +183,10 @@ def oracle_noise(
     (allocation,) = solve_columns(long, [budget], clip=True)
     chosen = outcomes.subset(o.instance_ids).weights(allocation.assignment)[:, columns]
     mean_cost = cost.mean(axis=0)
-    steps = concave_hull_actions(mean_cost, acc_a.mean(axis=0))
+    steps = [int(a) for a in concave_hull_actions(mean_cost, acc_a.mean(axis=0))]
     fixed, _ = fixed_mix_weights(n, k, steps, mean_cost[steps], allocation.mean_cost)
     diff = chosen - fixed
-    names = ", ".join(action_names[c] for c in columns)
+    names = ", ".join(action_names[int(c)] for c in columns)
     return OracleNoise(
         budget, "halves", names, (diff * acc_a).sum(axis=1), (diff * acc_b).sum(axis=1)
     )

@@ -50,6 +50,7 @@ The same stream, budget, settings and seed give the same decisions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +64,9 @@ from toolkit.policies import (
     priced_weights,
     switch_prices,
 )
+
+if TYPE_CHECKING:
+    from toolkit.deploy import BudgetPolicy
 
 _DRAW_STREAM = 20_261_203
 """SeedSequence key of the pacer's draws (with its ``seed``)."""
@@ -93,8 +97,7 @@ class PacerStats:
 class BudgetPacer:
     """A policy deciding a stream at a budget, paced online (see the module docstring)."""
 
-    policy: object
-    """A ``toolkit.deploy.BudgetPolicy``."""
+    policy: BudgetPolicy
     budget: float
     window: int = 1_000
     horizon: int = 100

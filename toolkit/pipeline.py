@@ -41,7 +41,7 @@ from toolkit.outcomes import (
     score_levels,
 )
 from toolkit.preflight import Checked, check_cells
-from toolkit.probe import probe_outcomes
+from toolkit.probe import probe_outcomes, static_action_ids
 from toolkit.progress import Step
 from toolkit.scores import scored_samples
 from toolkit.simulate import simulate
@@ -50,8 +50,9 @@ from toolkit.solve import solve_budgets, write_allocations
 if TYPE_CHECKING:
     from toolkit.results import RunResults
 
-Progress = Callable[[str], contextlib.AbstractContextManager[Step]]
-"""``progress(stage)``: a context around the stage, giving the ``Step`` callback inside it."""
+Progress = Callable[[str], contextlib.AbstractContextManager[Step | None]]
+"""``progress(stage)``: a context around the stage, giving the ``Step`` callback inside it (or
+None: the stage's steps go unreported)."""
 
 
 def _no_step(done: int, total: int) -> None:
@@ -262,17 +263,7 @@ def _with_halves(
 def _with_logged(estimated: pa.Table, actions: pa.Table, logged: list[pa.Table]) -> pa.Table:
     """The estimated outcomes and the logged ones (their (model, b) as action ids), in
     (instance_id, action_id) order."""
-    ids = {
-        (model, b): action_id
-        for model, b, action_id, menu in zip(
-            actions.column("model").to_pylist(),
-            actions.column("b").to_pylist(),
-            actions.column("action_id").to_pylist(),
-            actions.column("menu").to_pylist(),
-            strict=True,
-        )
-        if menu == "static"
-    }
+    ids = static_action_ids(actions)
     parts = [estimated] if estimated.num_rows else []
     for table in logged:
         action = [
@@ -385,7 +376,7 @@ def _run_stages(
     logged: list[pa.Table] = []
     # "simulate" and "ingest" name the same stage: the data, by the datasets' sources
     if {"simulate", "ingest"} & set(stages):
-        if simulated:
+        if checked.imported is None:
             simulate_into(backend, study, run_id, result, progress)
         else:
             logged = ingest_into(backend, checked.imported, run_id, result, progress)

@@ -119,28 +119,23 @@ DATASET_PRESETS: dict[str, DatasetPreset] = {
     ),
 }
 
+_MODELS = (
+    # name, accuracy on math and gsm8k, output tokens on math and gsm8k, and the price in $
+    # per million input and output tokens
+    ("deepseek-v3", 0.902, 0.893, 700.0, 260.0, 0.27, 1.10),
+    ("gpt-4o-mini", 0.702, 0.870, 550.0, 220.0, 0.15, 0.60),
+    ("qwen2.5-7b", 0.755, 0.916, 600.0, 280.0, 0.30, 0.30),
+)
+
 MODEL_PRESETS: dict[str, ModelPreset] = {
-    "deepseek-v3": ModelPreset(
-        name="deepseek-v3",
-        accuracy={"math": 0.902, "gsm8k": 0.893},
-        output_tokens={"math": 700.0, "gsm8k": 260.0},
-        price_input_per_mtok=0.27,
-        price_output_per_mtok=1.10,
-    ),
-    "gpt-4o-mini": ModelPreset(
-        name="gpt-4o-mini",
-        accuracy={"math": 0.702, "gsm8k": 0.870},
-        output_tokens={"math": 550.0, "gsm8k": 220.0},
-        price_input_per_mtok=0.15,
-        price_output_per_mtok=0.60,
-    ),
-    "qwen2.5-7b": ModelPreset(
-        name="qwen2.5-7b",
-        accuracy={"math": 0.755, "gsm8k": 0.916},
-        output_tokens={"math": 600.0, "gsm8k": 280.0},
-        price_input_per_mtok=0.30,
-        price_output_per_mtok=0.30,
-    ),
+    name: ModelPreset(
+        name=name,
+        accuracy={"math": acc_math, "gsm8k": acc_gsm8k},
+        output_tokens={"math": tokens_math, "gsm8k": tokens_gsm8k},
+        price_input_per_mtok=price_in,
+        price_output_per_mtok=price_out,
+    )
+    for name, acc_math, acc_gsm8k, tokens_math, tokens_gsm8k, price_in, price_out in _MODELS
 }
 
 

@@ -204,8 +204,9 @@ def probe_profiles(samples: pa.Table, k: int, seed: int) -> ProbeProfiles:
         rest_tokens = _mean_by(row, tokens, ~in_probe, len(ids))
         probe_cost = _mean_by(row, logged, in_probe, len(ids))
         rest_cost = _mean_by(row, logged, ~in_probe, len(ids))
-    answered = np.bincount(row, weights=in_probe & ~np.isnan(answer), minlength=len(ids))
-    answered = answered / np.maximum(np.bincount(row, weights=in_probe, minlength=len(ids)), 1)
+    answered = np.bincount(
+        row, weights=in_probe & ~np.isnan(answer), minlength=len(ids)
+    ) / np.maximum(np.bincount(row, weights=in_probe, minlength=len(ids)), 1)
     return ProbeProfiles(
         ids, remaining, seen, right, probe_tokens, rest_tokens, answered, probe_cost, rest_cost
     )
@@ -310,17 +311,11 @@ def probe_outcomes(
     return pa.concat_tables(parts), probe_features(profiles, verifier)
 
 
-def _static_lookup(actions: pa.Table, static: pa.Table):
-    """(acc, cost, known cost, acc_true) of a static action on given instances."""
-    ids = static.column("instance_id").to_numpy()
-    action = static.column("action_id").to_numpy()
-    columns = {
-        name: static.column(name).to_numpy(zero_copy_only=False).astype(float)
-        for name in ("acc", "cost", "known_cost", "acc_true")
-    }
-    static_id = {
-        (m, b): a
-        for m, b, a, menu in zip(
+def static_action_ids(actions: pa.Table) -> dict[tuple[str, int], int]:
+    """The id of each static action (table ``actions``'s rows of menu static) by (model, b)."""
+    return {
+        (model, b): action_id
+        for model, b, action_id, menu in zip(
             actions.column("model").to_pylist(),
             actions.column("b").to_pylist(),
             actions.column("action_id").to_pylist(),
@@ -329,6 +324,17 @@ def _static_lookup(actions: pa.Table, static: pa.Table):
         )
         if menu == "static"
     }
+
+
+def _static_lookup(actions: pa.Table, static: pa.Table):
+    """(acc, cost, known cost, acc_true) of a static action on given instances."""
+    ids = static.column("instance_id").to_numpy()
+    action = static.column("action_id").to_numpy()
+    columns = {
+        name: static.column(name).to_numpy(zero_copy_only=False).astype(float)
+        for name in ("acc", "cost", "known_cost", "acc_true")
+    }
+    static_id = static_action_ids(actions)
 
     def lookup(model: str, b: int, instance_ids: np.ndarray):
         rows = np.flatnonzero(action == static_id[(model, b)])

@@ -468,8 +468,11 @@ def rule_outcomes_mc(
     drawn = np.take_along_axis(np.broadcast_to(labels[:, None, :], keys.shape), order, axis=2)
     correct, used = simulate_orders(rule, drawn, n_correct_cols, n_groups, rng)
     short = n < rule.cap
-    out = [correct.mean(axis=1), used.mean(axis=1), _se(correct), _se(used)]
-    return tuple(np.where(short, np.nan, x) for x in out)
+    acc, samples, acc_se, samples_se = (
+        np.where(short, np.nan, x)
+        for x in (correct.mean(axis=1), used.mean(axis=1), _se(correct), _se(used))
+    )
+    return acc, samples, acc_se, samples_se
 
 
 def _se(values: np.ndarray) -> np.ndarray:

@@ -142,6 +142,7 @@ def _table_entries(path: Path, body: list[tuple[int, str]]) -> list[_Entry]:
             if index < len(pieces) - 1:  # a comma follows: the entry ends here
                 current = None
         if comment is not None:
+            assert owner is not None  # a comment before any entry was refused above
             owner.comments.append(_comment_text(comment))
     return entries
 
@@ -177,7 +178,9 @@ def parse_table_file(path: Path) -> ObjectDoc:
             f"{path.name}: no `create table [if not exists] <name> (` line (the opening "
             "parenthesis ends the line)"
         )
-    name = _unquote(_CREATE_TABLE.match(split_comment(lines[start])[0])["name"])
+    opening = _CREATE_TABLE.match(split_comment(lines[start])[0])
+    assert opening is not None  # the line found above
+    name = _unquote(opening["name"])
     if name != path.stem:
         raise SchemaDocError(f"{path.name}: defines table {name}; name the file {name}.sql")
     end, depth = None, 1

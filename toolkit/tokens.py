@@ -123,7 +123,9 @@ def register_token_counter(con: duckdb.DuckDBPyConnection, tokenizer: str) -> No
     def counter(texts: pa.Array) -> pa.Array:
         return count_tokens(texts, tokenizer)
 
-    con.create_function(
+    # duckdb's stubs accept only its enums for type and null_handling (duckdb.func since 1.5,
+    # duckdb.functional before); the documented strings work on every supported version
+    con.create_function(  # type: ignore[call-overload]
         "count_tokens",
         counter,
         ["VARCHAR"],

@@ -1,6 +1,6 @@
 """Scaling: the real pipeline on the default study scaled to N instances, stage by stage.
 
-    python -m toolkit.bench.scale                                  # N = 1e5, 1e6 on DuckDB, K = 8
+    stl bench scale                                   # N = 1e5, 1e6 on DuckDB, K = 8
     stl bench scale -n 1e5 -n 1e6 -n 1e7 --actions 8 --memory-limit 4GB
     stl bench scale -n 1e5 -n 1e6 --engine "pyspark://local[2]"
 
@@ -30,7 +30,6 @@ These are measurements, not tests: nothing here asserts a time.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import os
@@ -45,6 +44,7 @@ from pathlib import Path
 
 from toolkit.bench import print_table
 from toolkit.config import Study, default_study_path, load_study, parse_study
+from toolkit.errors import StudyError
 from toolkit.pipeline import STAGES, database_path, run_study
 from toolkit.preflight import SizeEstimate
 
@@ -52,6 +52,7 @@ SAMPLES_BY_K = {5: [1, 2, 4, 8, 16], 8: [1, 2, 3, 4, 6, 8, 12, 16]}
 DEFAULT_SIZES = (100_000, 1_000_000)
 DEFAULT_ENGINES = ("duckdb",)
 DEFAULT_MEMORY_LIMIT = "4GB"
+DEFAULT_ACTIONS = 8
 DEFAULT_STAGES = tuple(stage for stage in STAGES if stage != "report")
 SAMPLE_SECONDS = 0.2
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -62,7 +63,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 # --------------------------------------------------------------------------------------------
 def scaled_study(
     instances: int,
-    actions: int = 8,
+    actions: int = DEFAULT_ACTIONS,
     engine: str = "duckdb",
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
     base: Study | None = None,
@@ -305,7 +306,7 @@ def add_growth(rows: list[dict]) -> list[dict]:
 def run(
     sizes: Sequence[int] = DEFAULT_SIZES,
     engines: Sequence[str] = DEFAULT_ENGINES,
-    actions: int = 8,
+    actions: int = DEFAULT_ACTIONS,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
     stages: Sequence[str] = DEFAULT_STAGES,
     out: Path | None = None,
@@ -361,35 +362,54 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m toolkit.bench.scale",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("-n", "--instances", action="append", type=parse_size)
-    parser.add_argument("--engine", action="append")
-    parser.add_argument("--actions", "-k", type=int, default=8, choices=sorted(SAMPLES_BY_K))
-    parser.add_argument("--memory-limit", default=DEFAULT_MEMORY_LIMIT)
-    parser.add_argument("--stages", default=",".join(DEFAULT_STAGES))
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args(argv)
-    engines = tuple(args.engine or DEFAULT_ENGINES)
-    print(header(engines, args.actions, args.memory_limit), flush=True)
-    print_table(
-        run(
-            tuple(args.instances or DEFAULT_SIZES),
-            engines,
-            args.actions,
-            args.memory_limit,
-            tuple(s.strip() for s in args.stages.split(",") if s.strip()),
-            args.out,
-            args.keep,
-            log=sys.stderr,
-        )
-    )
+@dataclass(frozen=True)
+class ScaleOptions:
+    """What ``stl bench scale`` runs: its options, checked, the defaults filled in."""
+
+    sizes: tuple[int, ...]
+    engines: tuple[str, ...]
+    actions: int
+    memory_limit: str
+    stages: tuple[str, ...]
+
+    def header(self) -> str:
+        return header(self.engines, self.actions, self.memory_limit)
+
+    def arguments(self) -> dict:
+        """``run``'s keyword arguments."""
+        return {
+            "sizes": self.sizes,
+            "engines": self.engines,
+            "actions": self.actions,
+            "memory_limit": self.memory_limit,
+            "stages": self.stages,
+        }
 
 
-if __name__ == "__main__":
-    main()
+def options(
+    instances: Sequence[str] | None = None,
+    engines: Sequence[str] | None = None,
+    actions: int | None = None,
+    memory_limit: str | None = None,
+    stages: str | None = None,
+) -> ScaleOptions:
+    """The command line's values (None: the default); StudyError names a bad one."""
+    try:
+        sizes = tuple(parse_size(text) for text in instances or ()) or DEFAULT_SIZES
+    except ValueError as error:
+        raise StudyError(str(error)) from None
+    actions = DEFAULT_ACTIONS if actions is None else actions
+    if actions not in SAMPLES_BY_K:
+        raise StudyError(f"--actions: one of {sorted(SAMPLES_BY_K)}, got {actions}")
+    chosen = DEFAULT_STAGES
+    if stages is not None:
+        chosen = tuple(s.strip() for s in stages.split(",") if s.strip())
+    if not chosen or not set(chosen) <= set(STAGES):
+        raise StudyError(f"--stages: some of {', '.join(STAGES)}, got {stages!r}")
+    return ScaleOptions(
+        sizes=sizes,
+        engines=tuple(engines or DEFAULT_ENGINES),
+        actions=actions,
+        memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT,
+        stages=chosen,
+    )

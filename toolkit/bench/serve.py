@@ -193,7 +193,8 @@ def _unique_id(record: dict, arguments: list[str], index: int) -> dict:
 def _connect(server: subprocess.Popen, port: int) -> http.client.HTTPConnection:
     for _ in range(1_200):
         if server.poll() is not None:
-            raise StudyError(f"stl serve exited: {server.stderr.read().decode()[-500:]}")
+            stderr = server.stderr.read() if server.stderr is not None else b""
+            raise StudyError(f"stl serve exited: {stderr.decode()[-500:]}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             _timed(connection, "GET", "/health")

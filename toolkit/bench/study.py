@@ -34,11 +34,11 @@ def run(study: Study | None = None) -> list[dict]:
         result = run_study(study, folder)
         total = time.perf_counter() - start
         with duckdb.connect(str(result.database), read_only=True) as con:
-            fits, fit_seconds = con.execute(
+            ((fits, fit_seconds),) = con.execute(
                 "select count(*), coalesce(avg(fit_seconds), 0) from policy_models "
                 "where run_id = ?",
                 [result.run_id],
-            ).fetchone()
+            ).fetchall()
     rows = []
     for stage, seconds in result.stage_seconds.items():
         note = f"{fits} CatBoost fits, {fit_seconds:.2f} s each" if stage == "learn" else ""

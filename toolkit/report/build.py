@@ -248,10 +248,10 @@ def _reference_section(
     sources, rows = reference_rows(backend, run.run_id, run.aggregation)
     if not rows:
         return None
-    charts = []
+    charts: list[Chart] = []
     for dataset, model in sorted({(r.dataset, r.model) for r in rows}):
         mine = [r for r in rows if (r.dataset, r.model) == (dataset, model)]
-        series = []
+        series: list[Series] = []
         for curve in sorted({r.curve for r in mine}):
             points = [r for r in mine if r.curve == curve]
             series.append(
@@ -261,13 +261,13 @@ def _reference_section(
                     tuple(r.published for r in points),
                 )
             )
-            measured = [r for r in points if r.ours is not None]
+            measured = [(r.b, r.ours) for r in points if r.ours is not None]
             if measured:
                 series.append(
                     Series(
                         f"{curve}, this run",
-                        tuple(r.b for r in measured),
-                        tuple(r.ours for r in measured),
+                        tuple(b for b, _ in measured),
+                        tuple(ours for _, ours in measured),
                     )
                 )
         info = LevelAccuracyInfo(model=f"{dataset}, {model}", series=tuple(series))
@@ -288,7 +288,7 @@ def comparison_context(reports: Sequence[ReportContext]) -> ComparisonContext:
     matched spend, and the featured policy's gain curves over best_fixed overlaid."""
     policy = FEATURED_POLICY
     rows = []
-    series = []
+    series: list[Series] = []
     for report in reports:
         label = f"{report.run.study} (run {report.run.run_id})"
         for block in report.headline:

@@ -24,6 +24,7 @@ from toolkit.report.context import (
     LevelCostInfo,
     Panel,
     RegretInfo,
+    Series,
 )
 from toolkit.report.read import _policy_rank
 
@@ -153,6 +154,7 @@ def plot_frontier(info: FrontierInfo) -> Figure:
     for index, series in enumerate(info.gain):
         color, _line = policy_style(series.label)
         x = np.array([info.budgets.index(b) for b in series.x]) + (index + 0.5) * width - 0.4
+        assert series.low is not None and series.high is not None  # a gain has its interval
         low = [
             y - lo if lo is not None else 0.0 for y, lo in zip(series.y, series.low, strict=True)
         ]
@@ -216,20 +218,25 @@ def plot_learning_curve(info: LearningCurveInfo) -> Figure:
     return figure
 
 
-def plot_level_accuracy(info: LevelAccuracyInfo) -> Figure:
-    """Accuracy against b (log scale), one line per difficulty level."""
-    figure = Figure(figsize=(6.4, 3.6), layout="constrained")
-    ax = figure.add_subplot()
-    for color, series in zip(_level_colors(len(info.series)), info.series, strict=True):
+def _level_lines(ax, series: Sequence[Series]) -> None:
+    """One marked line per series, in the level palette (easy to hard)."""
+    for color, line in zip(_level_colors(len(series)), series, strict=True):
         ax.plot(
-            series.x,
-            series.y,
+            line.x,
+            line.y,
             marker="o",
             markersize=4,
             linewidth=1.8,
             color=color,
-            label=series.label,
+            label=line.label,
         )
+
+
+def plot_level_accuracy(info: LevelAccuracyInfo) -> Figure:
+    """Accuracy against b (log scale), one line per difficulty level."""
+    figure = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = figure.add_subplot()
+    _level_lines(ax, info.series)
     ax.set_xscale("log", base=2)
     xs = sorted({x for s in info.series for x in s.x})
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
@@ -288,17 +295,7 @@ def plot_level_cost(info: LevelCostInfo) -> Figure:
     figure = Figure(figsize=(11.5, 3.6), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(info.panels), sharey=True))
     for ax, panel in zip(axes, info.panels, strict=True):
-        colors = _level_colors(len(panel.series))
-        for color, series in zip(colors, panel.series, strict=True):
-            ax.plot(
-                series.x,
-                series.y,
-                marker="o",
-                markersize=4,
-                linewidth=1.8,
-                color=color,
-                label=series.label,
-            )
+        _level_lines(ax, panel.series)
         ax.set_xticks(
             range(len(info.levels)), info.levels, rotation=30 if len(info.levels) > 6 else 0
         )
@@ -362,11 +359,15 @@ def plot_regret(info: RegretInfo) -> Figure:
     figure = Figure(figsize=(6.8, 3.9), layout="constrained")
     ax = figure.add_subplot()
     for policy in sorted({r.policy for r in info.rows}, key=_policy_rank):
-        mine = [r for r in info.rows if r.policy == policy and r.bound_used is not None]
+        mine = [
+            (r.budget, r.bound_used)
+            for r in info.rows
+            if r.policy == policy and r.bound_used is not None
+        ]
         color, line = policy_style(policy)
         ax.plot(
-            [r.budget for r in mine],
-            [r.bound_used for r in mine],
+            [budget for budget, _ in mine],
+            [used for _, used in mine],
             color=color,
             linestyle=line,
             linewidth=1.8,

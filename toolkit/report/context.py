@@ -31,8 +31,8 @@ class Series:
     label: str
     x: tuple[float, ...]
     y: tuple[float, ...]
-    low: tuple[float, ...] | None = None
-    high: tuple[float, ...] | None = None
+    low: tuple[float | None, ...] | None = None
+    high: tuple[float | None, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,7 @@ class ImitationRow:
 
     budget: float
     imitation_accuracy: float
-    balanced_accuracy: float
+    balanced_accuracy: float | None
     support: tuple[float, ...]
     recall: tuple[float | None, ...]
 
@@ -354,7 +354,7 @@ class FrontierSection:
     n_seeds: int
     folds: int
     test_instances: int
-    summary: SummaryInfo
+    summary: SummaryInfo | None
     noise: tuple[NoiseRow, ...]
     chart: Chart
 

@@ -101,13 +101,15 @@ def _simulated(config: dict) -> bool:
     return all(d.get("source", "simulate") == "simulate" for d in config["datasets"])
 
 
-def _ours(configs: Sequence[dict], reports: Sequence[ReportContext]) -> dict[str, str]:
-    """Our side of the setting table, from the runs' configs."""
+def _ours(
+    configs: Sequence[dict], reports: Sequence[ReportContext], benchmarks: Sequence[str]
+) -> dict[str, str]:
+    """Our side of the setting table, from the runs' configs (``benchmarks``: each run's)."""
     datasets = sorted(
         {
-            f"{BENCHMARK_NAMES[benchmark_of(c)]} ({_questions(r)} questions"
+            f"{BENCHMARK_NAMES[b]} ({_questions(r)} questions"
             f"{', simulated' if _simulated(c) else ''})"
-            for c, r in zip(configs, reports, strict=True)
+            for c, r, b in zip(configs, reports, benchmarks, strict=True)
         }
     )
     models = sorted({m["name"] for c in configs for m in c["models"]})
@@ -211,6 +213,7 @@ def paper_section(reports: Sequence[ReportContext], policy: str) -> PaperSection
     rows: list[PaperRunRow] = []
     configs = []
     kept = []
+    benchmarks = []
     for report in reports:
         config = json.loads(report.run.config_json)
         benchmark = benchmark_of(config)
@@ -218,10 +221,11 @@ def paper_section(reports: Sequence[ReportContext], policy: str) -> PaperSection
             continue
         configs.append(config)
         kept.append(report)
+        benchmarks.append(benchmark)
         rows += _run_rows(report, benchmark, policy)
     if not rows:
         return None
-    ours = _ours(configs, kept)
+    ours = _ours(configs, kept, benchmarks)
     return PaperSection(
         paper=PAPER,
         policy=policy,

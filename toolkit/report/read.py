@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import ibis
 
@@ -77,6 +78,15 @@ CURVE_OF = {"pass": "coverage", "majority": "majority"}
 # --------------------------------------------------------------------------------------------
 def _rows(expr: ibis.Table) -> list[dict]:
     return expr.to_pyarrow().to_pylist()
+
+
+T = TypeVar("T")
+
+
+def _record(cls: type[T], row: dict[str, Any]) -> T:
+    """The dataclass ``cls`` from a view's row, by field name (other columns ignored)."""
+    names = cls.__dataclass_fields__  # type: ignore[attr-defined]  # (any dataclass)
+    return cls(**{name: row[name] for name in names})
 
 
 def _scalar(expr: ibis.Scalar):
@@ -165,17 +175,7 @@ def action_accuracy_rows(backend: ibis.BaseBackend, run_id: int) -> tuple[Action
     rows = _rows(
         _view(backend, "action_accuracy", run_id).filter(_.menu == "static").order_by("action_id")
     )
-    return tuple(
-        ActionAccuracyRow(
-            action=r["action"],
-            b=r["b"],
-            mean_cost=r["mean_cost"],
-            mean_acc=r["mean_acc"],
-            mean_acc_true=r["mean_acc_true"],
-            mean_abs_error=r["mean_abs_error"],
-        )
-        for r in rows
-    )
+    return tuple(_record(ActionAccuracyRow, r) for r in rows)
 
 
 def level_accuracy_info(backend: ibis.BaseBackend, run_id: int) -> tuple[LevelAccuracyInfo, ...]:
@@ -212,8 +212,7 @@ def level_accuracy_info(backend: ibis.BaseBackend, run_id: int) -> tuple[LevelAc
 def policy_points(backend: ibis.BaseBackend, run_id: int) -> tuple[PolicyPoint, ...]:
     """Every policy at every budget (view ``policy_frontier``), in display order."""
     rows = _rows(_view(backend, "policy_frontier", run_id))
-    fields = PolicyPoint.__dataclass_fields__
-    points = [PolicyPoint(**{k: v for k, v in r.items() if k in fields}) for r in rows]
+    points = [_record(PolicyPoint, r) for r in rows]
     return tuple(sorted(points, key=lambda p: (p.budget, _policy_rank(p.policy))))
 
 
@@ -242,18 +241,23 @@ def frontier_info(
             )
     gain_series = []
     for policy in policies:
-        mine = sorted(
-            (p for p in points if p.policy == policy and p.gain_vs_best_fixed is not None),
-            key=lambda p: p.budget,
+        gains = sorted(
+            (
+                (p.budget, p.gain_vs_best_fixed, p.gain_vs_best_fixed_ci_low)
+                + (p.gain_vs_best_fixed_ci_high,)
+                for p in points
+                if p.policy == policy and p.gain_vs_best_fixed is not None
+            ),
+            key=lambda gain: gain[0],
         )
-        if policy != "best_fixed" and mine:
+        if policy != "best_fixed" and gains:
             gain_series.append(
                 Series(
                     label=policy,
-                    x=tuple(p.budget for p in mine),
-                    y=tuple(p.gain_vs_best_fixed for p in mine),
-                    low=tuple(p.gain_vs_best_fixed_ci_low for p in mine),
-                    high=tuple(p.gain_vs_best_fixed_ci_high for p in mine),
+                    x=tuple(budget for budget, _, _, _ in gains),
+                    y=tuple(gain for _, gain, _, _ in gains),
+                    low=tuple(low for _, _, low, _ in gains),
+                    high=tuple(high for _, _, _, high in gains),
                 )
             )
     return FrontierInfo(
@@ -427,15 +431,7 @@ def learning_curve_info(backend: ibis.BaseBackend, run_id: int) -> LearningCurve
     return LearningCurveInfo(
         budget=rows[0]["budget"],
         seed=rows[0]["seed"],
-        points=tuple(
-            LearningCurvePoint(
-                train_rows=r["train_rows"],
-                accuracy=r["accuracy"],
-                gain_vs_best_fixed=r["gain_vs_best_fixed"],
-                imitation_accuracy=r["imitation_accuracy"],
-            )
-            for r in rows
-        ),
+        points=tuple(_record(LearningCurvePoint, r) for r in rows),
     )
 
 

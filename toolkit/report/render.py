@@ -122,13 +122,4 @@ def write(
     return write_comparison(databases, out or folder / "compare.html", run_ids)
 
 
-__all__ = [
-    "ComparisonContext",
-    "ReportContext",
-    "build_context",
-    "comparison_context",
-    "render",
-    "write",
-    "write_comparison",
-    "write_report",
-]
+__all__ = ["latest_run", "render", "write", "write_comparison", "write_report"]

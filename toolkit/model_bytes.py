@@ -1,0 +1,27 @@
+"""CatBoost models as bytes (a ``.cbm`` file's content): how the record and a saved policy keep
+them, the same bytes for the same inputs and seed."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+
+def to_bytes(model: Any) -> bytes:
+    """``model`` in CatBoost's binary format. CatBoost stamps every model with a random guid
+    and its finish time; both are blanked so that the same inputs and seed store the same
+    bytes."""
+    metadata = model.get_metadata()
+    metadata["model_guid"] = ""
+    metadata["train_finish_time"] = ""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.cbm")
+        model.save_model(path, format="cbm")
+        with open(path, "rb") as handle:
+            return handle.read()
+
+
+def from_bytes(cls: type, data: bytes) -> Any:
+    """A ``cls`` (CatBoostClassifier or CatBoostRegressor) from ``to_bytes``'s bytes."""
+    return cls().load_model(blob=data, format="cbm")
