@@ -15,17 +15,11 @@ from hypothesis import strategies as st
 from toolkit import db, features, solve
 from toolkit.config import SplitSpec, parse_study
 from toolkit.errors import StudyError
-from toolkit.learn import (
-    read_features,
-    read_outcomes,
-    read_planners,
-    read_policies,
-    run_outcomes,
-    training_sample,
-)
+from toolkit.learn import read_planners, read_policies, training_sample
 from toolkit.learned import catboost_params
 from toolkit.pipeline import run_study
 from toolkit.resources import sql_text
+from toolkit.run_data import read_features, read_outcomes, run_outcomes
 from toolkit.splits import (
     SPLITS,
     _counts,

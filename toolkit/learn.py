@@ -40,11 +40,9 @@ from dataclasses import dataclass, field
 import ibis
 import ibis.expr.types as ir
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from toolkit import db, features, solve
-from toolkit.budgets import budget_grid
 from toolkit.config import Study
 from toolkit.costs import CostPlanner, fit_cost_planner
 from toolkit.errors import StudyError
@@ -71,6 +69,20 @@ from toolkit.policies import (
     rule_family,
 )
 from toolkit.progress import Step, Steps
+from toolkit.run_data import (
+    FeatureTable,
+    OutcomeMatrix,
+    action_menus,
+    feature_spec,
+    read_features,
+    read_outcomes,
+    run_actions,
+    run_budget_grid,
+    run_instances,
+    run_outcomes,
+    run_splits,
+    split_outcomes,
+)
 from toolkit.splits import Fold, assign_splits, folds_of
 
 _TRAIN_SAMPLE_STREAM = 1_000_002
@@ -85,222 +97,6 @@ def training_sample(train_ids: np.ndarray, limit: int, seed: int, fold: int = 0)
     key = [seed, _TRAIN_SAMPLE_STREAM] if fold == 0 else [seed, _TRAIN_SAMPLE_STREAM, fold]
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(key)))
     return np.sort(rng.choice(train_ids, size=limit, replace=False))
-
-
-# --------------------------------------------------------------------------------------------
-# Reading the run's data as matrices
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OutcomeMatrix:
-    """Outcomes of n instances x K actions, rows in instance_id order."""
-
-    instance_ids: np.ndarray
-    action_ids: np.ndarray
-    acc: np.ndarray
-    cost: np.ndarray
-    known: np.ndarray
-    """(n, K) the part of the cost known before spending (``outcomes.known_cost``)."""
-    acc_true: np.ndarray | None = None
-    acc_half_a: np.ndarray | None = None
-    """(n, K) real data: acc on half A of the samples (NaN where not estimable), and B."""
-    acc_half_b: np.ndarray | None = None
-
-    def rows(self, instance_ids: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.instance_ids, instance_ids)
-
-    def subset(self, instance_ids: np.ndarray) -> OutcomeMatrix:
-        index = self.rows(np.sort(instance_ids))
-
-        def rows(matrix: np.ndarray | None) -> np.ndarray | None:
-            return None if matrix is None else matrix[index]
-
-        return OutcomeMatrix(
-            self.instance_ids[index],
-            self.action_ids,
-            self.acc[index],
-            self.cost[index],
-            self.known[index],
-            rows(self.acc_true),
-            rows(self.acc_half_a),
-            rows(self.acc_half_b),
-        )
-
-    def weights(self, assignment: pa.Table) -> np.ndarray:
-        """An assignment (instance_id, action_id, weight) as an n x K weight matrix."""
-        out = np.zeros(self.acc.shape)
-        rows = self.rows(assignment.column("instance_id").to_numpy())
-        cols = np.searchsorted(self.action_ids, assignment.column("action_id").to_numpy())
-        np.add.at(out, (rows, cols), assignment.column("weight").to_numpy())
-        return out
-
-    def columns_subset(self, columns: np.ndarray) -> OutcomeMatrix:
-        """The outcomes of some of the actions (column positions)."""
-
-        def cols(matrix: np.ndarray | None) -> np.ndarray | None:
-            return None if matrix is None else matrix[:, columns]
-
-        return OutcomeMatrix(
-            self.instance_ids,
-            self.action_ids[columns],
-            self.acc[:, columns],
-            self.cost[:, columns],
-            self.known[:, columns],
-            cols(self.acc_true),
-            cols(self.acc_half_a),
-            cols(self.acc_half_b),
-        )
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """The long form (instance_id, action_id, acc, cost) the solver takes."""
-        n, k = self.acc.shape
-        return {
-            "instance_id": np.repeat(self.instance_ids, k),
-            "action_id": np.tile(self.action_ids, n),
-            "acc": self.acc.ravel(),
-            "cost": self.cost.ravel(),
-        }
-
-
-_OUTCOME_COLUMNS = (
-    "instance_id",
-    "action_id",
-    "acc",
-    "cost",
-    "known_cost",
-    "acc_true",
-    "acc_half_a",
-    "acc_half_b",
-)
-
-
-def read_outcomes(backend: ibis.BaseBackend, outcomes: ir.Table) -> OutcomeMatrix:
-    """Execute outcomes into n x K matrices; every instance needs every action."""
-    table = backend.to_pyarrow(
-        outcomes.select(*_OUTCOME_COLUMNS).order_by(["instance_id", "action_id"])
-    )
-    ids = table.column("instance_id").to_numpy()
-    actions = table.column("action_id").to_numpy()
-    instance_ids = np.unique(ids)
-    action_ids = np.unique(actions)
-    n, k = len(instance_ids), len(action_ids)
-    if n * k != table.num_rows:
-        raise StudyError(
-            f"outcomes: {table.num_rows} rows for {n} instances x {k} actions; learning needs "
-            "an outcome for every instance and action"
-        )
-
-    def matrix(name: str) -> np.ndarray:
-        return table.column(name).to_numpy(zero_copy_only=False).astype(float).reshape(n, k)
-
-    def optional(name: str) -> np.ndarray | None:
-        column = table.column(name)
-        return None if column.null_count == len(column) else matrix(name)
-
-    return OutcomeMatrix(
-        instance_ids,
-        action_ids.astype(np.int32),
-        matrix("acc"),
-        matrix("cost"),
-        matrix("known_cost"),
-        optional("acc_true"),
-        optional("acc_half_a"),
-        optional("acc_half_b"),
-    )
-
-
-def run_instances(backend: ibis.BaseBackend, run_id: int) -> ir.Table:
-    return backend.table("instances").filter(ibis._.run_id == run_id)
-
-
-def run_outcomes(backend: ibis.BaseBackend, run_id: int) -> ir.Table:
-    return backend.table("outcomes").filter(ibis._.run_id == run_id)
-
-
-def run_splits(backend: ibis.BaseBackend, run_id: int) -> ir.Table:
-    return backend.table("splits").filter(ibis._.run_id == run_id)
-
-
-def split_outcomes(outcomes: ir.Table, splits: ir.Table, fold: int, split: str) -> ir.Table:
-    """The outcomes (instance_id, action_id, acc, cost) of one split of one fold."""
-    members = splits.filter((splits.fold == fold) & (splits.split == split)).select("instance_id")
-    return outcomes.semi_join(members, "instance_id").select(
-        "instance_id", "action_id", "acc", "cost"
-    )
-
-
-@dataclass(frozen=True)
-class FeatureTable:
-    """Every instance's features (``instance_features`` executed), in instance_id order."""
-
-    wide: pa.Table
-    names: list[str]
-    spec: features.FeatureSpec | None = None
-
-    def frame(self, instance_ids: np.ndarray) -> pd.DataFrame:
-        """The CatBoost frame of the given instances, in that order."""
-        index = np.searchsorted(self.wide.column("instance_id").to_numpy(), instance_ids)
-        return features.to_frame(self.wide.take(pa.array(index)), self.names)
-
-
-def feature_spec(
-    backend: ibis.BaseBackend, run_id: int, study: Study | None, probe: bool = False
-) -> features.FeatureSpec:
-    """The run's features: its signals and text (from the data), its declared feature columns
-    and the groups ``[learn] features`` lets the policy see (from the study)."""
-    from toolkit.ingest import DeclaredFeatures
-
-    instances = run_instances(backend, run_id)
-    n_signals = int(backend.to_pyarrow(features.signal_count(instances)).as_py())
-    text = bool(backend.to_pyarrow(features.has_text(instances)).as_py())
-    if study is None:
-        return features.FeatureSpec(n_signals, text=text)
-    declared = DeclaredFeatures.of(study)
-    return features.FeatureSpec(
-        n_signals,
-        declared.numeric,
-        declared.categorical,
-        text,
-        tuple(study.learn.features),
-        probe=probe and study.probe_model is not None,
-    )
-
-
-def read_features(
-    backend: ibis.BaseBackend, run_id: int, study: Study | None = None, probe: bool = False
-) -> FeatureTable:
-    """Every instance's features (instance_id order) and the feature names; with ``probe``,
-    the probe's too (``probes``)."""
-    spec = feature_spec(backend, run_id, study, probe)
-    instances = run_instances(backend, run_id)
-    probes = backend.table("probes").filter(ibis._.run_id == run_id) if spec.probe else None
-    query = features.instance_features(
-        instances, n_signals=spec.n_signals, spec=spec, probes=probes
-    )
-    wide = backend.to_pyarrow(query.order_by("instance_id"))
-    return FeatureTable(wide, spec.names(), spec)
-
-
-def action_menus(actions: pa.Table) -> dict[str, np.ndarray]:
-    """Per menu, the column positions of the actions its policies choose among (actions in
-    action_id order): the adaptive menu's policies choose among the static actions too."""
-    menus = np.asarray(actions.column("menu").to_pylist(), dtype=object)
-    out = {menu: np.flatnonzero(menus == menu) for menu in dict.fromkeys(menus.tolist())}
-    if "adaptive" in out:
-        out["adaptive"] = np.flatnonzero((menus == "static") | (menus == "adaptive"))
-    return out
-
-
-def run_budget_grid(
-    study: Study, outcomes: OutcomeMatrix, actions: pa.Table | None = None
-) -> tuple[float, ...]:
-    """The run's budgets (``toolkit.budgets``) over the mean-cost range of its static
-    outcomes."""
-    cost = outcomes.cost
-    if actions is not None:
-        cost = cost[:, action_menus(actions)["static"]]
-    low = float(cost.min(axis=1).mean())
-    high = float(cost.max(axis=1).mean())
-    return budget_grid(study.budgets.values, study.budgets.grid, low, high)
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,6 +134,14 @@ class _RunData:
     fits: Steps = field(default_factory=lambda: Steps(None))
     """Told after each CatBoost fit."""
 
+    def menu_features(self, menu: str) -> FeatureTable:
+        """The features the policies of a menu see (the probe menu's: with the probe's)."""
+        if menu != "probe":
+            return self.features
+        if self.probe_features is None:
+            raise RuntimeError(f"run {self.run_id} has a probe menu but no probe features")
+        return self.probe_features
+
 
 def learn(
     backend: ibis.BaseBackend,
@@ -364,9 +168,7 @@ def learn(
     split_table = assign_splits(instances, study.split, study.study.seed)
     summary.add("splits", db.append(backend, "splits", split_table, run_id))
     everything = read_outcomes(backend, run_outcomes(backend, run_id))
-    actions = backend.to_pyarrow(
-        backend.table("actions").filter(ibis._.run_id == run_id).order_by("action_id")
-    )
+    actions = run_actions(backend, run_id)
     data = _RunData(
         backend,
         study,
@@ -440,7 +242,7 @@ def _learn_menu(
     labels = _fold_labels(data, fold, budgets, allocations, outcomes, menu)
     summary.add("oracle_labels", db.append(backend, "oracle_labels", labels, run_id))
 
-    table = data.probe_features if menu == "probe" else data.features
+    table = data.menu_features(menu)
     frame = table.frame(fit_ids)
     train = data.outcomes.subset(fit_ids).columns_subset(columns)
     planned = planner.planned(data.features.frame(fit_ids), data.outcomes.subset(fit_ids).known)
@@ -730,9 +532,7 @@ def read_policies(backend: ibis.BaseBackend, run_id: int) -> list[LearnedPolicy]
         .filter(ibis._.run_id == run_id)
         .order_by(["fold", "menu", "budget", "seed"])
     )
-    listed = backend.to_pyarrow(
-        backend.table("actions").filter(ibis._.run_id == run_id).order_by("action_id")
-    )
+    listed = run_actions(backend, run_id)
     menus = action_menus(listed)  # the adaptive menu's classifiers chose among static too
     every = listed.column("action_id").to_numpy().astype(np.int32)
     out = []
@@ -771,17 +571,19 @@ def read_policies(backend: ibis.BaseBackend, run_id: int) -> list[LearnedPolicy]
 
 
 __all__ = [
-    "FeatureTable",
     "LearnSummary",
-    "OutcomeMatrix",
     "fit_baselines",
     "learn",
     "read_baselines",
-    "read_features",
-    "read_outcomes",
     "read_planners",
     "read_policies",
-    "run_budget_grid",
     "train_scope",
     "training_sample",
+    # defined in toolkit.run_data, and importable from here as before the move
+    "FeatureTable",
+    "OutcomeMatrix",
+    "feature_spec",
+    "read_features",
+    "read_outcomes",
+    "run_budget_grid",
 ]

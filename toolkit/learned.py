@@ -289,7 +289,9 @@ part of the time: 6 fits took 1.14 s one after another and 0.93 s two at a time,
 identical models (a fit's result does not depend on what runs beside it)."""
 
 
-def fit_policies(jobs: Sequence[dict], on_fit: Callable[[], None] | None = None) -> list:
+def fit_policies(
+    jobs: Sequence[dict], on_fit: Callable[[], None] | None = None
+) -> list[LearnedPolicy]:
     """``fit_policy(**job)`` for every job, ``CONCURRENT_FITS`` at a time, in the jobs' order;
     ``on_fit`` is called (on the calling thread) as each fit is collected. No query runs while
     they do: the fits read only the frames and arrays they are given."""

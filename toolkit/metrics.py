@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import SupportsFloat
 
 import numpy as np
 
@@ -135,8 +136,8 @@ def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.where(defined, numerator / np.where(defined, denominator, 1.0), np.nan)
 
 
-def defined(value: float) -> float | None:
-    """A metric value as stored: None for NaN or inf."""
+def defined(value: SupportsFloat) -> float | None:
+    """A metric value (a number or a 0-d array) as stored: None for NaN or inf."""
     value = float(value)
     return value if math.isfinite(value) else None
 
@@ -161,23 +162,22 @@ def matched_mix(
     ``target``, nearest to it in budget, mixed to meet it; None when no two points bracket it.
 
     A point within 1e-12 (relative) of the target is used alone."""
-    budgets, realised = np.asarray(budgets, float), np.asarray(realised, float)
-    order = np.argsort(budgets)
-    budgets, realised = budgets[order], realised[order]
-    hits = np.flatnonzero(np.abs(realised - target) <= 1e-12 * max(abs(target), 1.0))
+    order = np.argsort(np.asarray(budgets, float))
+    grid, cost = np.asarray(budgets, float)[order], np.asarray(realised, float)[order]
+    hits = np.flatnonzero(np.abs(cost - target) <= 1e-12 * max(abs(target), 1.0))
     if hits.size:
-        best = hits[np.argmin(np.abs(np.log(budgets[hits] / target)))]
-        return MatchedMix(float(budgets[best]), float(budgets[best]), 1.0)
-    low, high = realised[:-1], realised[1:]
+        best = hits[np.argmin(np.abs(np.log(grid[hits] / target)))]
+        return MatchedMix(float(grid[best]), float(grid[best]), 1.0)
+    low, high = cost[:-1], cost[1:]
     bracket = np.flatnonzero(
         ((low < target) & (target < high)) | ((high < target) & (target < low))
     )
     if bracket.size == 0:
         return None
-    distance = np.abs(np.log(np.sqrt(budgets[bracket] * budgets[bracket + 1]) / target))
+    distance = np.abs(np.log(np.sqrt(grid[bracket] * grid[bracket + 1]) / target))
     g = int(bracket[np.argmin(distance)])
-    weight = (realised[g + 1] - target) / (realised[g + 1] - realised[g])
-    return MatchedMix(float(budgets[g]), float(budgets[g + 1]), float(weight))
+    weight = (cost[g + 1] - target) / (cost[g + 1] - cost[g])
+    return MatchedMix(float(grid[g]), float(grid[g + 1]), float(weight))
 
 
 # --------------------------------------------------------------------------------------------
