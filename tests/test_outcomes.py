@@ -333,11 +333,11 @@ def test_outcome_table_is_sorted_and_complete_whichever_way_it_is_built(cost, sh
 
 
 def test_iid_truth_is_the_same_with_threads_and_without(monkeypatch):
-    import toolkit.outcomes as outcomes
+    import toolkit.outcomes.accuracy as accuracy
 
     rng = np.random.default_rng(1)
-    p = rng.dirichlet(np.ones(5), size=3 * outcomes._BLOCK + 17)
+    p = rng.dirichlet(np.ones(5), size=3 * accuracy._BLOCK + 17)
     threaded = majority_vote_accuracy_iid(p[:, 0], p[:, 1:], 6)
-    monkeypatch.setattr(outcomes, "_THREADS", 1)
+    monkeypatch.setattr(accuracy, "_THREADS", 1)
     single = majority_vote_accuracy_iid(p[:, 0], p[:, 1:], 6)
     np.testing.assert_array_equal(threaded, single)

@@ -370,7 +370,7 @@ def test_a_large_pull_is_streamed_to_the_same_result(backend, monkeypatch):
     )
     outcomes = load(backend, table)
     in_one_piece = solve_budgets(backend, outcomes, [1.5, 2.5])
-    monkeypatch.setattr(solve, "_ROWS_PULLED_IN_ONE_PIECE", 0)
+    monkeypatch.setattr(solve.hulls, "_ROWS_PULLED_IN_ONE_PIECE", 0)
     assert solve_budgets(backend, outcomes, [1.5, 2.5]) == in_one_piece
 
 

@@ -31,13 +31,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 from scipy.special import expit
 
-from toolkit.config import Study, resolve_model
-from toolkit.presets import DATASET_PRESETS, level_accuracy_targets, level_logit_means
+from toolkit.config import DatasetSpec, SimulationSpec, Study, resolve_model
+from toolkit.presets import (
+    DATASET_PRESETS,
+    DatasetPreset,
+    level_accuracy_targets,
+    level_logit_means,
+)
 
 CHUNK_INSTANCES = 65_536
 """Instances per generated sample batch: bounds memory at any scale (about 30 MB a batch)."""
@@ -74,7 +80,7 @@ def _rng(study: Study, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([study.study.seed, *key])))
 
 
-def _position(study: Study, kind: str, index: int) -> int:
+def _position(study: Study, kind: Literal["datasets", "models"], index: int) -> int:
     """A dataset's or model's position (``kind``: datasets | models) in the study a cell was
     split from (``study.cell``): the key of its random streams, so a cell draws the questions
     and answers the whole study draws for it."""
@@ -100,14 +106,53 @@ def _count_feature(rng, scale, strength, difficulty, slope):
     return rng.poisson(np.maximum(scale * np.exp(slope * s), 0.0)).astype(np.int32)
 
 
+@dataclass(frozen=True)
+class _Latent:
+    """One dataset's latent draws per instance: level and subject (indices into the preset's
+    lists), the difficulty z shared by all models, and the wrong-answer shares
+    (n, wrong_answers)."""
+
+    level_index: np.ndarray
+    subject_index: np.ndarray
+    z: np.ndarray
+    wrong_shares: np.ndarray
+
+
+def _preset_and_size(spec: DatasetSpec) -> tuple[str, int]:
+    """A simulated dataset's preset and number of instances (the study validated both)."""
+    if spec.preset is None or spec.instances is None:
+        raise ValueError(f"dataset {spec.name!r} is not simulated: it has no preset or instances")
+    return spec.preset, spec.instances
+
+
 def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> SimulatedDataset:
     """Draw one dataset's instances, features and answer distributions."""
     spec = study.datasets[dataset_index]
-    preset = DATASET_PRESETS[spec.preset]
-    sim = study.simulation
-    n = spec.instances
+    preset_name, n = _preset_and_size(spec)
+    preset = DATASET_PRESETS[preset_name]
     rng = _rng(study, _position(study, "datasets", dataset_index), _INSTANCE_STREAM)
+    latent = _draw_latent(rng, preset, study.simulation, n)
+    p_correct = _correct_probabilities(study, preset_name, latent)
+    difficulty = _standardized_difficulty(p_correct[study.models[0].name])
+    counts, signals = _draw_features(rng, preset, study.simulation, difficulty)
+    ids = np.arange(first_id, first_id + n, dtype=np.int64)
+    instances = _instance_table(spec.name, preset, ids, latent, difficulty, counts, signals)
+    state = {"p_correct": p_correct, "wrong_shares": latent.wrong_shares, "difficulty": difficulty}
+    return SimulatedDataset(
+        name=spec.name,
+        instances=instances,
+        truth=_truth_table(study, ids, p_correct, latent.wrong_shares),
+        _study=study,
+        _dataset_index=dataset_index,
+        _first_id=first_id,
+        _state=state,
+    )
 
+
+def _draw_latent(
+    rng: np.random.Generator, preset: DatasetPreset, sim: SimulationSpec, n: int
+) -> _Latent:
+    """Levels, subjects, the latent z and the wrong-answer shares of n instances."""
     level_index = rng.choice(len(preset.level_values), size=n, p=preset.level_proportions)
     subject_index = rng.choice(len(preset.subjects), size=n, p=preset.subject_proportions)
     z = rng.standard_normal(n)
@@ -117,20 +162,35 @@ def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> Sim
     empty = ~np.isfinite(wrong_shares).all(axis=1) | (wrong_shares.sum(axis=1) < 0.5)
     wrong_shares[empty] = 0.0
     wrong_shares[empty, 0] = 1.0
+    return _Latent(level_index, subject_index, z, wrong_shares)
 
-    targets = level_targets(study, spec.preset)
+
+def _correct_probabilities(
+    study: Study, preset_name: str, latent: _Latent
+) -> dict[str, np.ndarray]:
+    """Per model, each instance's probability of a correct sample."""
+    targets = level_targets(study, preset_name)
     p_correct = {}
     for spec_m in study.models:
         model = resolve_model(spec_m)
         mu = level_logit_means(targets[spec_m.name], model.difficulty_spread)
-        p_correct[spec_m.name] = expit(mu[level_index] - model.difficulty_spread * z)
+        p_correct[spec_m.name] = expit(mu[latent.level_index] - model.difficulty_spread * latent.z)
+    return p_correct
 
-    # Difficulty as the first model sees it, standardized: the signal every feature is noisy about.
-    first = study.models[0].name
-    logit_first = np.log(p_correct[first]) - np.log1p(-p_correct[first])
+
+def _standardized_difficulty(p_first: np.ndarray) -> np.ndarray:
+    """Difficulty as the first model sees it, standardized: the signal every feature is noisy
+    about."""
+    logit_first = np.log(p_first) - np.log1p(-p_first)
     hardness = -logit_first
-    difficulty = (hardness - hardness.mean()) / max(hardness.std(), 1e-12)
+    return (hardness - hardness.mean()) / max(hardness.std(), 1e-12)
 
+
+def _draw_features(
+    rng: np.random.Generator, preset: DatasetPreset, sim: SimulationSpec, difficulty: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The observable count features (by column name) and the noisy difficulty signals (n, k)."""
+    n = len(difficulty)
     rho = sim.feature_strength
     prompt_tokens = np.maximum(
         1,
@@ -139,35 +199,45 @@ def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> Sim
             * np.exp(0.45 * (rho * difficulty + np.sqrt(1 - rho**2) * rng.standard_normal(n)))
         ),
     ).astype(np.int32)
-    n_sentences = (1 + rng.poisson(prompt_tokens / 18.0)).astype(np.int32)
-    n_digits = _count_feature(rng, 0.08 * prompt_tokens, rho, difficulty, 0.3)
-    n_math_symbols = _count_feature(rng, 0.05 * prompt_tokens, rho, difficulty, 0.3)
-    n_latex = _count_feature(rng, preset.latex_rate * prompt_tokens, rho, difficulty, 0.4)
-    n_question_words = rng.poisson(1.2, size=n).astype(np.int32)
+    counts = {
+        "prompt_tokens": prompt_tokens,
+        "n_sentences": (1 + rng.poisson(prompt_tokens / 18.0)).astype(np.int32),
+        "n_digits": _count_feature(rng, 0.08 * prompt_tokens, rho, difficulty, 0.3),
+        "n_math_symbols": _count_feature(rng, 0.05 * prompt_tokens, rho, difficulty, 0.3),
+        "n_latex": _count_feature(rng, preset.latex_rate * prompt_tokens, rho, difficulty, 0.4),
+        "n_question_words": rng.poisson(1.2, size=n).astype(np.int32),
+    }
     signals = np.empty((n, len(sim.signal_noise)))  # no declared signals: empty lists
     for k, noise in enumerate(sim.signal_noise):
         signals[:, k] = difficulty + noise * rng.standard_normal(n)
+    return counts, signals
 
-    ids = np.arange(first_id, first_id + n, dtype=np.int64)
-    levels = np.asarray(preset.level_values, dtype=np.int16)[level_index]
+
+def _instance_table(
+    dataset: str,
+    preset: DatasetPreset,
+    ids: np.ndarray,
+    latent: _Latent,
+    difficulty: np.ndarray,
+    counts: dict[str, np.ndarray],
+    signals: np.ndarray,
+) -> pa.Table:
+    """The ``instances`` rows of one simulated dataset."""
+    n = len(ids)
+    levels = np.asarray(preset.level_values, dtype=np.int16)[latent.level_index]
     subjects = pa.DictionaryArray.from_arrays(
-        pa.array(subject_index.astype(np.int32)), pa.array(list(preset.subjects))
+        pa.array(latent.subject_index.astype(np.int32)), pa.array(list(preset.subjects))
     )
-    instances = pa.table(
+    return pa.table(
         {
             "instance_id": ids,
-            "dataset": pa.array([spec.name] * n, pa.string()),
+            "dataset": pa.array([dataset] * n, pa.string()),
             "source_id": pa.nulls(n, pa.string()),
             "level": levels,
             "subject": subjects.cast(pa.string()),
             "text": pa.nulls(n, pa.string()),
             "difficulty": difficulty,
-            "prompt_tokens": prompt_tokens,
-            "n_sentences": n_sentences,
-            "n_digits": n_digits,
-            "n_math_symbols": n_math_symbols,
-            "n_latex": n_latex,
-            "n_question_words": n_question_words,
+            **counts,
             "difficulty_signals": pa.ListArray.from_arrays(
                 pa.array(np.arange(n + 1, dtype=np.int32) * signals.shape[1]),
                 pa.array(signals.ravel(), pa.float64()),
@@ -175,6 +245,12 @@ def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> Sim
         }
     )
 
+
+def _truth_table(
+    study: Study, ids: np.ndarray, p_correct: dict[str, np.ndarray], wrong_shares: np.ndarray
+) -> pa.Table:
+    """Per instance and model, the true answer distribution: p_correct and p_wrong."""
+    n = len(ids)
     truth_parts = []
     for spec_m in study.models:
         wrong = (1.0 - p_correct[spec_m.name])[:, None] * wrong_shares
@@ -185,21 +261,12 @@ def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> Sim
                     "model": pa.array([spec_m.name] * n, pa.string()),
                     "p_correct": p_correct[spec_m.name],
                     "p_wrong": pa.FixedSizeListArray.from_arrays(
-                        pa.array(wrong.ravel()), sim.wrong_answers
+                        pa.array(wrong.ravel()), study.simulation.wrong_answers
                     ).cast(pa.list_(pa.float64())),
                 }
             )
         )
-    state = {"p_correct": p_correct, "wrong_shares": wrong_shares, "difficulty": difficulty}
-    return SimulatedDataset(
-        name=spec.name,
-        instances=instances,
-        truth=pa.concat_tables(truth_parts),
-        _study=study,
-        _dataset_index=dataset_index,
-        _first_id=first_id,
-        _state=state,
-    )
+    return pa.concat_tables(truth_parts)
 
 
 def _draw_answers(
@@ -227,7 +294,7 @@ def _sample_batches(data: SimulatedDataset) -> Iterator[pa.RecordBatch]:
     sample_idx_row = np.arange(s, dtype=np.int16)
     for model_index, spec_m in enumerate(study.models):
         model = resolve_model(spec_m)
-        mean_tokens = model.output_tokens[study.datasets[data._dataset_index].preset]
+        mean_tokens = model.output_tokens[_preset_and_size(study.datasets[data._dataset_index])[0]]
         rng = _rng(
             study,
             _position(study, "datasets", data._dataset_index),
@@ -272,5 +339,5 @@ def simulate(study: Study) -> list[SimulatedDataset]:
         if spec.source != "simulate":
             continue
         out.append(simulate_dataset(study, index, first_id))
-        first_id += spec.instances
+        first_id += _preset_and_size(spec)[1]
     return out
