@@ -249,6 +249,29 @@ def validate(
 
 DbOpt = Annotated[Path, typer.Option("--db", help="A study database (opened read-only).")]
 
+# the options of the commands that apply a learned policy (allocate, serve)
+BudgetOpt = Annotated[float, typer.Option("--budget", "-b", help="Mean cost per request.")]
+RunOpt = Annotated[
+    int | None, typer.Option("--run", help="The run whose policy decides (the latest).")
+]
+ColumnsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--columns",
+        "-c",
+        help="ROLE=NAME (a column or field) for id, text, level, subject; default: the "
+        "study's metadata columns. Repeat for each.",
+    ),
+]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option("--policy", help="A saved policy folder (stl export --policy) instead of --db."),
+]
+PolicySeedOpt = Annotated[
+    int | None, typer.Option("--policy-seed", help="The CatBoost seed (the first).")
+]
+DrawSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the draws between two actions.")]
+
 
 @app.command()
 def report(
@@ -292,42 +315,22 @@ def allocate(
     requests: Annotated[
         Path, typer.Argument(help="A file of requests: CSV, JSONL, JSON or Parquet records.")
     ],
-    budget: Annotated[float, typer.Option("--budget", "-b", help="Mean cost per request.")],
+    budget: BudgetOpt,
     db: DbOpt = Path("out/study.duckdb"),
-    run_id: Annotated[
-        int | None, typer.Option("--run", help="The run whose policy decides (the latest).")
-    ] = None,
-    columns: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--columns",
-            "-c",
-            help="ROLE=COLUMN for id, text, level, subject; default: the study's metadata "
-            "columns. Repeat for each.",
-        ),
-    ] = None,
+    run_id: RunOpt = None,
+    columns: ColumnsOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Decisions: .jsonl, .csv or .parquet.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the draws between two actions.")] = 0,
-    policy_seed: Annotated[
-        int | None, typer.Option("--policy-seed", help="The CatBoost seed (the first).")
-    ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy", help="A saved policy folder (stl export --policy) instead of --db."
-        ),
-    ] = None,
+    seed: DrawSeedOpt = 0,
+    policy_seed: PolicySeedOpt = None,
+    policy: PolicyOpt = None,
 ) -> None:
     """Allocate new requests with a run's learned policy, priced to meet BUDGET on the batch;
     print the planned mean cost and each action's share, write one decision per request."""
-    from toolkit.deploy import CHUNK, BudgetPolicy, summary, write_decisions
+    from toolkit.deploy import CHUNK, summary, write_decisions
 
-    if policy is not None:
-        deployed = BudgetPolicy.load(policy)
-    else:
-        deployed = BudgetPolicy.from_run(db, run_id, policy_seed)
+    deployed = _deployed(policy, db, run_id, policy_seed)
     mapping = _columns(columns) if columns else deployed.columns
     with _console().status(f"reading {requests} ..."):
         rows = deployed.read(requests, mapping)
@@ -348,29 +351,12 @@ def allocate(
 
 @app.command()
 def serve(
-    budget: Annotated[float, typer.Option("--budget", "-b", help="Mean cost per request.")],
+    budget: BudgetOpt,
     db: DbOpt = Path("out/study.duckdb"),
-    run_id: Annotated[
-        int | None, typer.Option("--run", help="The run whose policy decides (the latest).")
-    ] = None,
-    columns: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--columns",
-            "-c",
-            help="ROLE=FIELD for id, text, level, subject; default: the study's metadata "
-            "columns. Repeat for each.",
-        ),
-    ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy", help="A saved policy folder (stl export --policy) instead of --db."
-        ),
-    ] = None,
-    policy_seed: Annotated[
-        int | None, typer.Option("--policy-seed", help="The CatBoost seed (the first).")
-    ] = None,
+    run_id: RunOpt = None,
+    columns: ColumnsOpt = None,
+    policy: PolicyOpt = None,
+    policy_seed: PolicySeedOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     window: Annotated[
@@ -379,7 +365,7 @@ def serve(
     horizon: Annotated[
         int, typer.Option("--horizon", help="Requests over which an over/underspend is repaid.")
     ] = 100,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the draws between two actions.")] = 0,
+    seed: DrawSeedOpt = 0,
 ) -> None:
     """Serve a run's learned policy over HTTP (POST /allocate, GET /health, GET /stats), paced
     online so the running mean planned cost tracks BUDGET; SIGTERM or Ctrl-C stops it."""
@@ -390,15 +376,11 @@ def serve(
         raise StudyError(
             "stl serve needs FastAPI and uvicorn: pip install 'stl-toolkit[serve]'"
         ) from None
-    from toolkit.deploy import BudgetPolicy
     from toolkit.serve import create_app, run
 
     if not 0 < port < 65536:
         raise StudyError(f"--port: 1 to 65535, got {port}")
-    if policy is not None:
-        deployed = BudgetPolicy.load(policy)
-    else:
-        deployed = BudgetPolicy.from_run(db, run_id, policy_seed)
+    deployed = _deployed(policy, db, run_id, policy_seed)
     mapping = _columns(columns) if columns else deployed.columns
     app = create_app(deployed, budget, mapping, window=window, horizon=horizon, seed=seed)
     _say(f"serving run {deployed.run_id}'s policy at B = {budget:g} on http://{host}:{port}")
@@ -407,6 +389,15 @@ def serve(
     mean = "-" if stats.mean_planned_cost is None else f"{stats.mean_planned_cost:.6g}"
     plural = "" if stats.requests == 1 else "s"
     _say(f"stopped after {stats.requests:,} request{plural} (mean planned cost {mean})")
+
+
+def _deployed(policy: Path | None, db: Path, run_id: int | None, policy_seed: int | None):
+    """The learned policy a command applies: a saved folder, or a run of a study database."""
+    from toolkit.deploy import BudgetPolicy
+
+    if policy is not None:
+        return BudgetPolicy.load(policy)
+    return BudgetPolicy.from_run(db, run_id, policy_seed)
 
 
 def _columns(pairs: list[str]) -> dict[str, str]:

@@ -379,11 +379,8 @@ class LabelKnown(Policy):
             return PriceCurve(scores, inputs.planned_cost, min_price=policy.min_price())
 
         curve = self._last.get((inputs.frame, inputs.planned_cost), declared, priced)
-        scores, calibration = curve.scores, curve.calibrate(budget)
-        return priced_decision(
-            scores,
-            inputs.planned_cost,
-            calibration,
+        return curve.decision(
+            budget,
             "test_outcomes",
             "the decoder told the oracle label (a ceiling reference, not deployable)",
         )

@@ -23,5 +23,13 @@ def to_bytes(model: Any) -> bytes:
 
 
 def from_bytes(cls: type, data: bytes) -> Any:
-    """A ``cls`` (CatBoostClassifier or CatBoostRegressor) from ``to_bytes``'s bytes."""
-    return cls().load_model(blob=data, format="cbm")
+    """A ``cls`` (CatBoostClassifier or CatBoostRegressor) from ``to_bytes``'s bytes, through
+    a file: ``load_model(blob=...)`` crashed the process (a segmentation fault inside CatBoost
+    1.2.10's deserialisation, loading a saved policy in tests/test_deploy.py)."""
+    model = cls()
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.cbm")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        model.load_model(path, format="cbm")
+    return model

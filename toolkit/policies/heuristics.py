@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.policies.interface import Decision, Inputs, Policy, TrainingSet
-from toolkit.policies.pricing import LastCurve, PriceCurve, bisect_increasing, priced_decision
+from toolkit.policies.pricing import LastCurve, PriceCurve, bisect_increasing
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,13 +187,8 @@ class DifficultyBins(Policy):
                 min_price=0.0,
             ),
         )
-        scores, calibration = curve.scores, curve.calibrate(budget)
-        return priced_decision(
-            scores,
-            inputs.planned_cost,
-            calibration,
-            "test_features",
-            f"{len(self.edges) + 1} quantile bins of {self.signal} (train)",
+        return curve.decision(
+            budget, "test_features", f"{len(self.edges) + 1} quantile bins of {self.signal} (train)"
         )
 
     def state(self) -> dict[str, Any]:

@@ -93,6 +93,12 @@ class PriceCurve:
         self.cost_low = _mean_cost(cost, price_choice(self.scores, cost, self.low))
         self._steps: tuple[np.ndarray, np.ndarray] | None = None
 
+    def decision(self, budget: float, calibrated_on: str, description: str) -> Decision:
+        """The batch's decision priced to meet ``budget`` on it (``priced_decision``)."""
+        return priced_decision(
+            self.scores, self.cost, self.calibrate(budget), calibrated_on, description
+        )
+
     def calibrate(self, budget: float) -> PriceCalibration:
         """The price bracket and mix that meet ``budget`` (``calibrate_price``)."""
         scores, cost = self.scores, self.cost
