@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 from scipy.special import expit
 
-from toolkit.config import Study, resolve_model
+from toolkit.config import SimulatedSpec, Study, resolve_model
 from toolkit.presets import DATASET_PRESETS, level_accuracy_targets, level_logit_means
 
 CHUNK_INSTANCES = 65_536
@@ -103,6 +103,7 @@ def _count_feature(rng, scale, strength, difficulty, slope):
 def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> SimulatedDataset:
     """Draw one dataset's instances, features and answer distributions."""
     spec = study.datasets[dataset_index]
+    assert isinstance(spec, SimulatedSpec)  # simulate() passes the simulated datasets
     preset = DATASET_PRESETS[spec.preset]
     sim = study.simulation
     n = spec.instances
@@ -225,9 +226,11 @@ def _sample_batches(data: SimulatedDataset) -> Iterator[pa.RecordBatch]:
     difficulty = data._state["difficulty"]
     wrong_shares = data._state["wrong_shares"]
     sample_idx_row = np.arange(s, dtype=np.int16)
+    dataset = study.datasets[data._dataset_index]
+    assert isinstance(dataset, SimulatedSpec)  # simulate_dataset drew it
     for model_index, spec_m in enumerate(study.models):
         model = resolve_model(spec_m)
-        mean_tokens = model.output_tokens[study.datasets[data._dataset_index].preset]
+        mean_tokens = model.output_tokens[dataset.preset]
         rng = _rng(
             study,
             _position(study, "datasets", data._dataset_index),
