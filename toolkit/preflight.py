@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toolkit.config import Study
+from toolkit.config import SimulatedSpec, Study
 from toolkit.errors import StudyError
 from toolkit.formatting import size_text
 from toolkit.splits import check_split_sizes
@@ -126,7 +126,11 @@ def check(study: Study, out_dir: str | Path | None = None, *, learns: bool = Tru
     simulated = all(spec.source == "simulate" for spec in study.datasets)
     if simulated:
         imported = None
-        instances = {spec.name: spec.instances for spec in study.datasets}
+        instances = {
+            spec.name: spec.instances
+            for spec in study.datasets
+            if isinstance(spec, SimulatedSpec)  # (every one)
+        }
         size = SizeEstimate.of(study, sum(instances.values()), learns=learns)
     else:  # DuckDB and Arrow load only for a study that imports data
         from toolkit.ingest import ingest

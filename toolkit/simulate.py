@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 from scipy.special import expit
 
-from toolkit.config import DatasetSpec, SimulationSpec, Study, resolve_model
+from toolkit.config import SimulatedSpec, SimulationSpec, Study, resolve_model
 from toolkit.presets import (
     DATASET_PRESETS,
     DatasetPreset,
@@ -118,17 +118,11 @@ class _Latent:
     wrong_shares: np.ndarray
 
 
-def _preset_and_size(spec: DatasetSpec) -> tuple[str, int]:
-    """A simulated dataset's preset and number of instances (the study validated both)."""
-    if spec.preset is None or spec.instances is None:
-        raise ValueError(f"dataset {spec.name!r} is not simulated: it has no preset or instances")
-    return spec.preset, spec.instances
-
-
 def simulate_dataset(study: Study, dataset_index: int, first_id: int = 0) -> SimulatedDataset:
     """Draw one dataset's instances, features and answer distributions."""
     spec = study.datasets[dataset_index]
-    preset_name, n = _preset_and_size(spec)
+    assert isinstance(spec, SimulatedSpec)  # simulate() passes the simulated datasets
+    preset_name, n = spec.preset, spec.instances
     preset = DATASET_PRESETS[preset_name]
     rng = _rng(study, _position(study, "datasets", dataset_index), _INSTANCE_STREAM)
     latent = _draw_latent(rng, preset, study.simulation, n)
@@ -292,9 +286,11 @@ def _sample_batches(data: SimulatedDataset) -> Iterator[pa.RecordBatch]:
     difficulty = data._state["difficulty"]
     wrong_shares = data._state["wrong_shares"]
     sample_idx_row = np.arange(s, dtype=np.int16)
+    dataset = study.datasets[data._dataset_index]
+    assert isinstance(dataset, SimulatedSpec)  # simulate_dataset drew it
     for model_index, spec_m in enumerate(study.models):
         model = resolve_model(spec_m)
-        mean_tokens = model.output_tokens[_preset_and_size(study.datasets[data._dataset_index])[0]]
+        mean_tokens = model.output_tokens[dataset.preset]
         rng = _rng(
             study,
             _position(study, "datasets", data._dataset_index),
@@ -336,8 +332,8 @@ def simulate(study: Study) -> list[SimulatedDataset]:
     """Simulate every dataset of a study; instance ids run on across datasets."""
     out, first_id = [], 0
     for index, spec in enumerate(study.datasets):
-        if spec.source != "simulate":
+        if not isinstance(spec, SimulatedSpec):
             continue
         out.append(simulate_dataset(study, index, first_id))
-        first_id += _preset_and_size(spec)[1]
+        first_id += spec.instances
     return out
