@@ -2,6 +2,7 @@
 of each table schema. These read the source as text and syntax trees; nothing runs."""
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,16 @@ def test_table_schema_is_the_study_database_one(path, study_database):
 def test_table_schema_refuses_an_unknown_table():
     with pytest.raises(ValueError, match="no table 'nope' in sql/tables"):
         db.table_schema("nope")
+
+
+def test_every_package_ships():
+    """A non-editable install ships only the packages pyproject.toml lists: every folder of
+    ``toolkit/`` with an ``__init__.py`` must be there."""
+    settings = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    listed = set(settings["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(PACKAGE.parent).parts)
+        for init in PACKAGE.rglob("__init__.py")
+    }
+    assert "toolkit.solve" in found
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"

@@ -17,7 +17,7 @@ MENUS = ("static", "probe", "adaptive")
 """The action menus: ``static`` (b samples of a model, decided before any is drawn),
 ``probe`` (after the probe, ``toolkit.probe``) and ``adaptive`` (a stopping rule over a model's
 samples, ``toolkit.rules``). A policy chooses within one menu; the policies of the adaptive
-menu choose among the static and the adaptive actions (``toolkit.learn.action_menus``)."""
+menu choose among the static and the adaptive actions (``toolkit.run_data.action_menus``)."""
 
 
 def action_table(study: Study) -> pa.Table:
