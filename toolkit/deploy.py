@@ -46,11 +46,12 @@ from toolkit.costs import CostPlanner
 from toolkit.db import table_schema, versions
 from toolkit.errors import StudyError
 from toolkit.files import written_whole
-from toolkit.learn import feature_spec, read_planners, read_policies
+from toolkit.learn import read_planners, read_policies
 from toolkit.learned import LearnedDeployment, LearnedPolicy, load_model
 from toolkit.outcomes import Usage, action_cost
 from toolkit.policies import Inputs
 from toolkit.progress import Step
+from toolkit.run_data import feature_spec
 
 DEPLOYMENT = "learned_batch"
 ARTIFACT_FORMAT = "stl-policy/1"

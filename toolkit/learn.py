@@ -73,7 +73,6 @@ from toolkit.run_data import (
     FeatureTable,
     OutcomeMatrix,
     action_menus,
-    feature_spec,
     read_features,
     read_outcomes,
     run_actions,
@@ -579,11 +578,4 @@ __all__ = [
     "read_policies",
     "train_scope",
     "training_sample",
-    # defined in toolkit.run_data, and importable from here as before the move
-    "FeatureTable",
-    "OutcomeMatrix",
-    "feature_spec",
-    "read_features",
-    "read_outcomes",
-    "run_budget_grid",
 ]

@@ -33,7 +33,7 @@ from toolkit.policies import concave_hull_actions, fixed_mix_weights
 from toolkit.solve import solve_columns
 
 if TYPE_CHECKING:
-    from toolkit.learn import OutcomeMatrix
+    from toolkit.run_data import OutcomeMatrix
 
 HALF_STREAM = 1_000_004
 """SeedSequence key of the halves' permutation."""
