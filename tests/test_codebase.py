@@ -80,8 +80,10 @@ def _named(item: ast.expr) -> bool:
 
 
 def test_no_arrow_schema_is_spelled_in_python():
-    """Table schemas live in ``sql/tables`` only; Python derives them (``db.table_schema``,
-    ``db.records``, ``db.append`` reading the record's)."""
+    """No table's columns are spelled as an Arrow schema literal: schemas come from
+    ``sql/tables`` (``db.table_schema``, ``db.records``, ``db.append`` reading the record's).
+    It reads ``pa.schema``/``pa.field`` literals only: a stage building its table's columns
+    with ``pa.table({...})`` (``outcomes.table``) is conformed to the DDL by ``db.append``."""
     found = [
         f"{_relative(path)}:{line}"
         for path in SOURCES

@@ -20,6 +20,7 @@ transactions, bulk Arrow appends, temporary tables) are here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import platform
 import shutil
@@ -208,6 +209,8 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _backend_of(engine: Engine, expr: ir.Expr) -> ibis.BaseBackend:
+    if not engine.separate:
+        return engine.store
     backend = ibis.get_backend(expr)
     return engine.compute if backend is engine.compute else engine.store
 
@@ -493,22 +496,32 @@ def records(backend: ibis.BaseBackend | Engine, table: str, rows: list[dict]) ->
     """Python row dicts as an Arrow table of ``table``'s own column types (from its DDL in
     ``sql/tables``, read back from the record: the one definition of the schema); keys a row
     lacks are null, ``run_id`` is left to ``append``."""
-    schema = raw(backend).execute(f"select * from {_identifier(table)} limit 0").arrow().schema
+    schema = _stored_schema(raw(backend), table)
     schema = pa.schema([f for f in schema if f.name != "run_id"])
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _stored_schema(con: duckdb.DuckDBPyConnection, table: str) -> pa.Schema:
+    """The Arrow schema of ``table`` as ``con`` holds it."""
+    return con.execute(f"select * from {_identifier(table)} limit 0").arrow().schema
 
 
 def table_schema(table: str, columns: Sequence[str] | None = None) -> pa.Schema:
     """The Arrow schema of the table ``sql/tables/<table>.sql`` creates (or of its ``columns``,
     in that order), read from that DDL run in an in-memory DuckDB: the one definition, for
     Arrow tables written outside a study database (a saved policy's files)."""
+    schema = _ddl_schema(table)
+    return schema if columns is None else pa.schema([schema.field(c) for c in columns])
+
+
+@functools.cache
+def _ddl_schema(table: str) -> pa.Schema:
     path = sql_dir() / "tables" / f"{table}.sql"
     if not path.is_file():
         raise ValueError(f"no table {table!r} in sql/tables")
     with duckdb.connect() as con:
         con.execute(path.read_text())
-        schema = con.execute(f"select * from {_identifier(table)} limit 0").arrow().schema
-    return schema if columns is None else pa.schema([schema.field(c) for c in columns])
+        return _stored_schema(con, table)
 
 
 def _identifier(name: str) -> str:

@@ -38,7 +38,6 @@ import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from toolkit import bi, features
 from toolkit.config import Study, load_study, parse_study, resolve_model
@@ -51,7 +50,7 @@ from toolkit.learned import LearnedDeployment, LearnedPolicy, load_model
 from toolkit.outcomes import Usage, action_cost
 from toolkit.policies import Inputs
 from toolkit.progress import Step
-from toolkit.run_data import feature_spec
+from toolkit.run_data import action_menus, feature_spec
 
 DEPLOYMENT = "learned_batch"
 ARTIFACT_FORMAT = "stl-policy/1"
@@ -59,10 +58,9 @@ ARTIFACT_FORMAT = "stl-policy/1"
 _DRAW_STREAM = 20_260_414
 """SeedSequence key of the draws between two actions (with the ``seed`` of ``allocate``)."""
 CHUNK = 50_000
-
+"""Requests whose features and scores are computed at once (the price is set on all of them)."""
 _SAVED_ACTION_COLUMNS = ("action_id", "name", "model", "b")
 """The columns of table ``actions`` a saved policy keeps (the static menu it decides among)."""
-"""Requests whose features and scores are computed at once (the price is set on all of them)."""
 FIT_STAGES = ("simulate", "outcomes", "solve", "learn")
 """The pipeline stages ``fit`` runs ("simulate" is the data stage, whatever the source)."""
 
@@ -531,10 +529,9 @@ def _read_fitted(database: Path, run_id: int | None, seed: int | None) -> tuple[
             .select(*_SAVED_ACTION_COLUMNS, "menu")
             .order_by("action_id")
         )
-        static = pc.equal(listed.column("menu"), "static")
         # the planner plans every action (both menus) in action_id order
-        columns = np.flatnonzero(static.to_numpy(zero_copy_only=False))
-        actions = listed.filter(static).drop_columns(["menu"])
+        columns = action_menus(listed)["static"]
+        actions = listed.take(columns).drop_columns(["menu"])
     finally:
         backend.disconnect()
     deployment = LearnedDeployment(DEPLOYMENT, classifiers)

@@ -192,20 +192,17 @@ class LearnedPolicy:
             weights = onehot(probabilities.argmax(axis=1), len(self.action_ids))
             return Decision(weights, "none", description="argmax_a p(a | x)")
         curve = self.price_curve(inputs.frame, inputs.planned_cost)
-        scores = curve.scores
-        if deployment == "learned_calibrated":
-            if budget not in self.calibrations:
-                raise ValueError(f"no validation price for budget {budget:g}")
-            calibration, on = self.calibrations[budget], "validation"
-        else:
-            calibration, on = curve.calibrate(budget), "test_features"
+        rule = f"argmax_a {self.decoder} score - mu planned cost(a), mu from the "
+        if deployment != "learned_calibrated":
+            return curve.decision(budget, "test_features", rule + "batch's inputs")
+        if budget not in self.calibrations:
+            raise ValueError(f"no validation price for budget {budget:g}")
         return priced_decision(
-            scores,
+            curve.scores,
             inputs.planned_cost,
-            calibration,
-            on,
-            f"argmax_a {self.decoder} score - mu planned cost(a), mu from the "
-            + ("validation split" if on == "validation" else "batch's inputs"),
+            self.calibrations[budget],
+            "validation",
+            rule + "validation split",
         )
 
     def model_bytes(self) -> bytes | None:

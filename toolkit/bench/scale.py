@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from toolkit.bench import print_table
@@ -377,13 +377,7 @@ class ScaleOptions:
 
     def arguments(self) -> dict:
         """``run``'s keyword arguments."""
-        return {
-            "sizes": self.sizes,
-            "engines": self.engines,
-            "actions": self.actions,
-            "memory_limit": self.memory_limit,
-            "stages": self.stages,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def options(

@@ -381,11 +381,6 @@ class SplitSpec(_Section):
             dumped.pop("test", None)
         return dumped
 
-    @property
-    def train_share(self) -> float:
-        """The share of a fold's training instances (train and validation) used for training."""
-        return self.train / (self.train + self.validation)
-
 
 class BudgetSpec(_Section):
     """``[budgets]``: target mean cost per instance, in the unit of ``actions.cost``.

@@ -23,6 +23,7 @@ from toolkit.run_data import (
     read_outcomes,
     run_actions,
     run_outcomes,
+    run_splits,
 )
 from toolkit.splits import Fold, folds_of
 
@@ -85,7 +86,7 @@ def read_test_set(
     """The pooled test set (with every fold's planned costs) and all the run's outcomes;
     ``tables``: the features each menu's policies see."""
     everything = read_outcomes(backend, run_outcomes(backend, run_id))
-    splits = backend.to_pyarrow(backend.table("splits").filter(ibis._.run_id == run_id))
+    splits = backend.to_pyarrow(run_splits(backend, run_id))
     folds = folds_of(splits)
     if not folds or any(len(f.test) == 0 or len(f.train) == 0 for f in folds):
         raise StudyError(

@@ -53,7 +53,6 @@ files with row-level checks is the engine's own work, not a query on the study d
 """
 
 from toolkit.ingest.datasets import ImportedDataset, ingest
-from toolkit.ingest.files import column_at, path_parts
 from toolkit.ingest.requests import RequestReader, read_requests
 from toolkit.ingest.rows import DeclaredFeatures
 
@@ -61,8 +60,6 @@ __all__ = [
     "DeclaredFeatures",
     "ImportedDataset",
     "RequestReader",
-    "column_at",
     "ingest",
-    "path_parts",
     "read_requests",
 ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ibis
 
@@ -80,13 +81,15 @@ def _rows(expr: ibis.Table) -> list[dict]:
     return expr.to_pyarrow().to_pylist()
 
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def _record(cls: type[T], row: dict[str, Any]) -> T:
     """The dataclass ``cls`` from a view's row, by field name (other columns ignored)."""
-    names = cls.__dataclass_fields__  # type: ignore[attr-defined]  # (any dataclass)
-    return cls(**{name: row[name] for name in names})
+    return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
 def _scalar(expr: ibis.Scalar):
