@@ -1,6 +1,5 @@
 """The benchmarks' own logic (``toolkit.bench``): what they compare against and how they read
-their options. Their timings are measurements, never asserted; the commands run in
-``test_cli.py``'s bench tests."""
+their options, and one command's output. Their timings are measurements, never asserted."""
 
 import io
 import math
@@ -100,3 +99,33 @@ def test_print_table_aligns_columns_and_formats_numbers():
     header, rule, first, second = out.getvalue().splitlines()
     assert len(header) == len(rule) == len(first) == len(second)
     assert first.split() == ["a", "22,000", "-"] and second.split() == ["bb", "3", "0.500"]
+
+
+def test_stl_bench_outcomes_prints_the_stage_against_its_numpy_reference():
+    """``stl bench outcomes`` at a small N: one row, its truth the numpy reference's to
+    rounding, and its ratios those of its own columns."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "toolkit", "bench", "outcomes", "-n", "3e3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    header, _, row = out.strip().splitlines()
+    values = dict(zip(header.split(), row.split(), strict=True))
+    number = {k: float(v.replace(",", "")) for k, v in values.items()}
+    assert number["instances"] == 3000 and number["samples"] == 3000 * 48
+    assert number["actions"] == 8 and number["truth_max_diff"] < 1e-12
+
+
+def test_bench_outcomes_ratios_are_its_columns():
+    from toolkit.bench.outcomes import measure
+
+    row = measure(2_000)
+    assert row["truth_max_diff"] < 1e-12
+    assert row["truth_x"] == row["numpy_truth_s"] / row["truth_s"]
+    assert row["stage_ref_s"] == row["stage_s"] - row["truth_s"] + row["numpy_truth_s"]
+    assert row["stage_x"] == row["stage_ref_s"] / row["stage_s"]
+    assert 0 < row["truth_s"] < row["stage_s"]

@@ -17,6 +17,7 @@ from toolkit.outcomes import (
     answer_profiles,
     best_of_accuracy,
     estimate_outcomes,
+    majority_vote_accuracies_iid,
     majority_vote_accuracy,
     majority_vote_accuracy_iid,
     pass_at_b,
@@ -337,7 +338,27 @@ def test_iid_truth_is_the_same_with_threads_and_without(monkeypatch):
 
     rng = np.random.default_rng(1)
     p = rng.dirichlet(np.ones(5), size=3 * accuracy._BLOCK + 17)
-    threaded = majority_vote_accuracy_iid(p[:, 0], p[:, 1:], 6)
+    threaded = majority_vote_accuracies_iid(p[:, 0], p[:, 1:], [1, 6, 16])
     monkeypatch.setattr(accuracy, "_THREADS", 1)
-    single = majority_vote_accuracy_iid(p[:, 0], p[:, 1:], 6)
+    single = majority_vote_accuracies_iid(p[:, 0], p[:, 1:], [1, 6, 16])
     np.testing.assert_array_equal(threaded, single)
+
+
+@pytest.mark.parametrize("wrong", [1, 2, 4, 7])
+def test_iid_truth_of_every_b_at_once_is_the_per_b_product(wrong):
+    """One pass for every b (each x's product once, the free series where b - x < x) gives
+    what one polynomial product per b gives (``bench.outcomes.reference_iid``, what ``stl
+    bench outcomes`` times it against), a wrong answer of probability 0 included."""
+    from toolkit.bench.outcomes import reference_iid
+
+    rng = np.random.default_rng(wrong)
+    p = rng.dirichlet(np.full(wrong + 1, 0.7), size=500)
+    p[:7, -1] = 0.0
+    p[:7] /= p[:7].sum(axis=1, keepdims=True)
+    bs = [16, 1, 5, 2, 9, 12, 3, 4, 8, 6]
+    got = majority_vote_accuracies_iid(p[:, 0], p[:, 1:], bs)
+    assert got.shape == (500, len(bs))
+    for column, b in enumerate(bs):
+        np.testing.assert_allclose(got[:, column], reference_iid(p[:, 0], p[:, 1:], b), atol=1e-12)
+    # the largest b's arithmetic does not depend on which smaller b are read beside it
+    np.testing.assert_array_equal(got[:, 0], majority_vote_accuracy_iid(p[:, 0], p[:, 1:], 16))

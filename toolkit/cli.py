@@ -459,9 +459,24 @@ def export(
     typer.echo(f"{len(exported)} tables and views -> {out}")
 
 
+def _instance_count(text: str) -> int:
+    """``-n 1e6``: ``bench.scale.parse_size``."""
+    from toolkit.bench.scale import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 InstanceCounts = Annotated[
     list[int] | None,
-    typer.Option("--instances", "-n", help="Instance counts to time (default: the bench's)."),
+    typer.Option(
+        "--instances",
+        "-n",
+        parser=_instance_count,
+        help="Instance counts to time, e.g. 1e5 (repeat; default: the bench's).",
+    ),
 ]
 
 
@@ -478,6 +493,13 @@ def _print_bench(name: str, **given) -> None:
 def bench_simulate(instances: InstanceCounts = None) -> None:
     """Simulation throughput (samples per second), simulate and land in DuckDB."""
     _print_bench("simulate", sizes=tuple(instances) if instances else None)
+
+
+@bench_app.command("outcomes")
+def bench_outcomes(instances: InstanceCounts = None) -> None:
+    """Time the outcomes stage at N instances x 48 samples, K = 8, against a numpy reference
+    for its true accuracies (default N = 1e5, 1e6)."""
+    _print_bench("outcomes", sizes=tuple(instances) if instances else None)
 
 
 @bench_app.command("solve")

@@ -25,6 +25,7 @@ import json
 import platform
 import shutil
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -303,6 +304,7 @@ def create_schema(backend: ibis.BaseBackend) -> None:
     Runs on every run: views are recreated, and comments that differ from the SQL files (a
     database written by an older toolkit, or recreated views) are (re)applied."""
     con = raw(backend)
+    _COLUMNS.pop(con, None)
     _check_existing_tables(con)
     for path in table_files():
         con.execute(path.read_text())
@@ -468,12 +470,21 @@ def _insert(store: ibis.BaseBackend, table: str, batches, run_id: int) -> int:
 
 
 def _table_columns(con, table: str) -> list[tuple[str, str]]:
-    """(name, type) of every column of ``table``, in order."""
-    return con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_name = ? and table_schema = current_schema() order by ordinal_position",
-        [table],
-    ).fetchall()
+    """(name, type) of every column of ``table``, in order: read once per connection and table
+    (a run appends to the same tables a hundred times; ``create_schema``, which alone creates
+    them, forgets what was read)."""
+    known = _COLUMNS.setdefault(con, {})
+    if table not in known:
+        known[table] = con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_name = ? and table_schema = current_schema() order by ordinal_position",
+            [table],
+        ).fetchall()
+    return known[table]
+
+
+_COLUMNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Per DuckDB connection, the columns of the tables appended to (``_table_columns``)."""
 
 
 def _finite_or_null(batch):

@@ -60,7 +60,7 @@ def _no_step(done: int, total: int) -> None:
 
 
 @contextlib.contextmanager
-def _quiet(_: str) -> Iterator[Step]:
+def quiet(_: str) -> Iterator[Step]:
     yield _no_step
 
 
@@ -401,7 +401,7 @@ def run_study(
     out_dir: str | Path,
     *,
     stages: tuple[str, ...] = STAGES,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> RunResult:
     """Run a study into ``<out_dir>/study.duckdb``, all of it in one transaction: one run, or
     one per cell of a study allocated separately per dataset or model (``Study.cells``), whose

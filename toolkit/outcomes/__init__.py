@@ -36,6 +36,7 @@ formulas), ``actions`` (the action table and action costs), ``table`` (``estimat
 
 from toolkit.outcomes.accuracy import (
     best_of_accuracy,
+    majority_vote_accuracies_iid,
     majority_vote_accuracy,
     majority_vote_accuracy_iid,
     pad_groups,
@@ -63,6 +64,7 @@ __all__ = [
     "best_of_accuracy",
     "cascade_name",
     "estimate_outcomes",
+    "majority_vote_accuracies_iid",
     "majority_vote_accuracy",
     "majority_vote_accuracy_iid",
     "model_truth",

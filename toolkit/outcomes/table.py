@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 from toolkit.config import Study, resolve_model
 from toolkit.outcomes.accuracy import (
     best_of_accuracy,
+    majority_vote_accuracies_iid,
     majority_vote_accuracy,
-    majority_vote_accuracy_iid,
     pass_at_b,
 )
 from toolkit.outcomes.actions import Prompts, Usage, action_cost, action_table
@@ -51,9 +51,11 @@ def estimate_outcomes(
             continue
         instance_ids = mine.column("instance_id").to_numpy()
         usage = Usage.of(mine, instance_ids, prompts)
-        estimate = _accuracy_estimator(study, spec.name, mine, instance_ids, truth, levels, scored)
-        del mine
         rows = _static_actions(actions, spec.name)
+        estimate = _accuracy_estimator(
+            study, spec.name, mine, instance_ids, truth, levels, scored, [r["b"] for r in rows]
+        )
+        del mine
         parts.append(_model_outcomes(study, model, instance_ids, usage, estimate, rows))
     return _outcome_table(parts)
 
@@ -72,13 +74,14 @@ def _accuracy_estimator(
     truth: pa.Table | None,
     levels: pa.Table | None,
     scored: pa.Table | None,
+    bs: list[int],
 ) -> _Estimator:
     """How the accuracy of b samples of one model is estimated (``actions.aggregation``), from
-    its profiles (in instance_id order) and what else the aggregation needs. Keeps only what the
-    estimates need, not the profiles."""
+    its profiles (in instance_id order) and what else the aggregation needs, for the sample
+    counts ``bs`` of its actions. Keeps only what the estimates need, not the profiles."""
     aggregation = study.actions.aggregation
     if aggregation == "majority":
-        return _majority_estimator(profiles, model_truth(truth, model_name))
+        return _majority_estimator(profiles, model_truth(truth, model_name), bs)
     if aggregation == "best_of":
         if levels is None:
             raise ValueError("best-of-b needs the samples' score levels")
@@ -91,19 +94,21 @@ def _accuracy_estimator(
 
 
 def _majority_estimator(
-    profiles: pa.Table, known_truth: tuple[np.ndarray, np.ndarray] | None
+    profiles: pa.Table, known_truth: tuple[np.ndarray, np.ndarray] | None, bs: list[int]
 ) -> _Estimator:
-    """Majority vote: exact per distinct profile (``profile_keys``), and under the truth."""
+    """Majority vote: exact per distinct profile (``profile_keys``), and under the truth (every
+    b of ``bs`` in one pass)."""
     distinct_n, distinct_correct, distinct_wrong, inverse = profile_keys(profiles)
+    true_by_b = None
+    if known_truth is not None:
+        columns = sorted(set(bs))
+        true_by_b = dict(
+            zip(columns, majority_vote_accuracies_iid(*known_truth, columns).T, strict=True)
+        )
 
     def estimate(b: int, action_id: int) -> _Estimate:
         acc = majority_vote_accuracy(distinct_correct, distinct_wrong, distinct_n, b)[inverse]
-        acc_true = (
-            majority_vote_accuracy_iid(known_truth[0], known_truth[1], b)
-            if known_truth is not None
-            else None
-        )
-        return acc, acc_true, None
+        return acc, None if true_by_b is None else true_by_b[b], None
 
     return estimate
 
@@ -209,7 +214,7 @@ def _outcome_table(parts: list[_ModelOutcomes]) -> pa.Table:
     the parts are concatenated and sorted."""
     truths = [t is None for part in parts for t in part.acc_true]
     estimated = any(se is not None for part in parts for se in part.acc_se)
-    for part in parts:  # a Monte Carlo's standard error, NaN where exact (nulled below)
+    for part in parts if estimated else ():  # a Monte Carlo's error, NaN where exact (nulled)
         part.acc_se = [
             np.full(len(part.instance_ids), np.nan) if se is None else se for se in part.acc_se
         ]
@@ -292,7 +297,10 @@ def model_truth(truth: pa.Table | None, model: str) -> tuple[np.ndarray, np.ndar
     truth, or None without one."""
     if truth is None:
         return None
-    mine = truth.filter(pc.equal(truth.column("model"), model)).sort_by("instance_id")
+    mine = truth.filter(pc.equal(truth.column("model"), model))
+    ids = mine.column("instance_id").to_numpy()
+    if not np.all(ids[1:] > ids[:-1]):  # the simulation writes its truth in order: no sort
+        mine = mine.sort_by("instance_id")
     p_wrong = mine.column("p_wrong").combine_chunks()
     return (
         mine.column("p_correct").to_numpy(),
