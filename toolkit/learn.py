@@ -174,7 +174,7 @@ def learn(
         run_id,
         table,
         everything,
-        run_budget_grid(study, everything, actions),
+        run_budget_grid(backend, study, run_id, actions),
         tuple(actions.column("model").to_pylist()),
         action_menus(actions),
         tuple(actions.column("rule").to_pylist()),

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from toolkit import features
+from toolkit import db, features
 from toolkit.budgets import budget_grid
 from toolkit.config import Study
 from toolkit.errors import StudyError
@@ -226,13 +226,31 @@ def action_menus(actions: pa.Table) -> dict[str, np.ndarray]:
 
 
 def run_budget_grid(
-    study: Study, outcomes: OutcomeMatrix, actions: pa.Table | None = None
+    backend: ibis.BaseBackend, study: Study, run_id: int, actions: pa.Table
 ) -> tuple[float, ...]:
     """The run's budgets (``toolkit.budgets``) over the mean-cost range of its static
-    outcomes."""
-    cost = outcomes.cost
-    if actions is not None:
-        cost = cost[:, action_menus(actions)["static"]]
-    low = float(cost.min(axis=1).mean())
-    high = float(cost.max(axis=1).mean())
+    outcomes: each instance's cheapest and dearest static action found in the engine, only
+    those two numbers per instance read (in instance_id order) and averaged here."""
+    static = actions.column("action_id").to_numpy()[action_menus(actions)["static"]]
+    outcomes = run_outcomes(backend, run_id)
+    ranges = backend.to_pyarrow(
+        outcomes.filter(outcomes.action_id.isin([int(a) for a in static]))
+        .group_by("instance_id")
+        .agg(low=ibis._.cost.min(), high=ibis._.cost.max())
+        .order_by("instance_id")
+    )
+    low = float(ranges.column("low").to_numpy().mean())
+    high = float(ranges.column("high").to_numpy().mean())
     return budget_grid(study.budgets.values, study.budgets.grid, low, high)
+
+
+def read_outcomes_of(
+    backend: ibis.BaseBackend, run_id: int, instance_ids: np.ndarray
+) -> OutcomeMatrix:
+    """``read_outcomes`` of the run's outcomes of some instances only, chosen in the engine
+    (the rest are never read)."""
+    members = pa.table({"instance_id": pa.array(np.sort(instance_ids), pa.int64())})
+    with db.temporary_table(backend, members) as chosen:
+        return read_outcomes(
+            backend, run_outcomes(backend, run_id).semi_join(chosen, "instance_id")
+        )

@@ -11,7 +11,7 @@ from toolkit.config import Study
 from toolkit.evaluate.runs import Labels, PolicyRun, RunKey, TestSet
 from toolkit.learn import training_sample
 from toolkit.learned import fit_policies
-from toolkit.run_data import FeatureTable, read_outcomes, run_outcomes
+from toolkit.run_data import FeatureTable, read_outcomes_of
 from toolkit.splits import Fold
 
 LEARNING_CURVE_SHARES = (0.125, 0.25, 0.5, 1.0)
@@ -73,11 +73,7 @@ def _nested_fits(
     of fewer than 20 instances left out), labelled at ``budget``."""
     label_of = _train_labels(backend, run_id, fold, budget)
     fit_ids = training_sample(fold.train, study.learn.max_train_rows, study.study.seed, fold.fold)
-    everything = (
-        read_outcomes(backend, run_outcomes(backend, run_id))
-        .subset(fit_ids)
-        .columns_subset(test.menus["static"])
-    )
+    everything = read_outcomes_of(backend, run_id, fit_ids).columns_subset(test.menus["static"])
     rng = np.random.Generator(
         np.random.PCG64(np.random.SeedSequence([study.study.seed, _LEARNING_CURVE_STREAM]))
     )

@@ -20,9 +20,8 @@ from toolkit.run_data import (
     FeatureTable,
     OutcomeMatrix,
     action_menus,
-    read_outcomes,
+    read_outcomes_of,
     run_actions,
-    run_outcomes,
     run_splits,
 )
 from toolkit.splits import Fold, folds_of
@@ -80,12 +79,9 @@ class PolicyRun:
         return weights, decisions
 
 
-def read_test_set(
-    backend, study: Study, run_id: int, tables: dict[str, FeatureTable]
-) -> tuple[TestSet, OutcomeMatrix]:
-    """The pooled test set (with every fold's planned costs) and all the run's outcomes;
-    ``tables``: the features each menu's policies see."""
-    everything = read_outcomes(backend, run_outcomes(backend, run_id))
+def read_test_set(backend, study: Study, run_id: int, tables: dict[str, FeatureTable]) -> TestSet:
+    """The pooled test set (its outcomes only: no other instance's are read), with every
+    fold's planned costs; ``tables``: the features each menu's policies see."""
     splits = backend.to_pyarrow(run_splits(backend, run_id))
     folds = folds_of(splits)
     if not folds or any(len(f.test) == 0 or len(f.train) == 0 for f in folds):
@@ -95,7 +91,7 @@ def read_test_set(
     menus = action_menus(run_actions(backend, run_id))
     planners = read_planners(backend, run_id)
     pooled = np.sort(np.concatenate([f.test for f in folds]))
-    test = everything.subset(pooled)
+    test = read_outcomes_of(backend, run_id, pooled)
     inputs, positions = {}, {}
     fold_of = np.zeros(len(pooled), dtype=np.int64)
     planned = np.zeros(test.acc.shape)
@@ -110,7 +106,7 @@ def read_test_set(
         positions[fold.fold] = rows
         fold_of[rows] = fold.fold
         planned[rows] = fold_planned
-    return TestSet(test, folds, menus, inputs, positions, fold_of, planned), everything
+    return TestSet(test, folds, menus, inputs, positions, fold_of, planned)
 
 
 def read_test_labels(backend, run_id: int, test: TestSet, menu: str = "static") -> Labels:
