@@ -18,6 +18,7 @@ number as missing and a null category as its own value.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import ibis.expr.types as ir
@@ -212,31 +213,27 @@ def instance_features(
     return t.select("instance_id", **{name: columns[name] for name in spec.names()})
 
 
-def long_features(wide: pa.Table) -> pa.Table:
-    """The ``features`` table's rows from ``instance_features`` executed: one row per instance
-    and feature, numbers in ``value``, categories in ``category``."""
+def long_features(wide: pa.Table) -> Iterator[pa.Table]:
+    """The ``features`` table's rows from ``instance_features`` executed, one feature at a time
+    (``db.append`` lands each before the next is built): one row per instance and feature,
+    numbers in ``value``, categories in ``category``."""
     ids = wide.column("instance_id")
-    parts = []
+    n = wide.num_rows
     for name in wide.column_names:
         if name in ("instance_id", TEXT):  # the text is instances.text already
             continue
         column = wide.column(name)
         categorical = pa.types.is_string(column.type)
-        parts.append(
-            pa.table(
-                {
-                    "instance_id": ids,
-                    "feature": pa.array([name] * wide.num_rows, pa.string()),
-                    "value": pa.nulls(wide.num_rows, pa.float64())
-                    if categorical
-                    else column.cast(pa.float64()),
-                    "category": column.cast(pa.string())
-                    if categorical
-                    else pa.nulls(wide.num_rows, pa.string()),
-                }
-            )
+        yield pa.table(
+            {
+                "instance_id": ids,
+                "feature": pa.DictionaryArray.from_arrays(
+                    pa.array(np.zeros(n, dtype=np.int32)), pa.array([name], pa.string())
+                ).cast(pa.string()),
+                "value": pa.nulls(n, pa.float64()) if categorical else column.cast(pa.float64()),
+                "category": column.cast(pa.string()) if categorical else pa.nulls(n, pa.string()),
+            }
         )
-    return pa.concat_tables(parts)
 
 
 def catalog_table(spec: FeatureSpec | int) -> pa.Table:
