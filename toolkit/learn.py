@@ -322,6 +322,7 @@ def _fit_classifiers(
             policy.calibrations[target] = policy.calibrate(
                 validation_frame, validation_planned, target
             )
+        policy.forget_batch()  # the validation split's arrays: 15 policies held them all
         summary.policies.append(policy)
         summary.fit_seconds.append(policy.fit_seconds)
         model_rows.append(_model_row(policy, len(fit_ids)))

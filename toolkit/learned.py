@@ -161,6 +161,13 @@ class LearnedPolicy:
         self._cached = (frame, probabilities)
         self._last.clear()
 
+    def forget_batch(self) -> None:
+        """Drop the last batch's probabilities and price curve (``probabilities``,
+        ``price_curve``): they hold arrays the size of the batch, and a policy kept after its
+        calibration (the learn stage keeps every one) prices no batch again."""
+        self._cached = None
+        self._last.clear()
+
     def scores(self, probabilities: np.ndarray) -> np.ndarray:
         """The priced deployments' score per action (see the module docstring)."""
         if self.decoder == "expected_accuracy":
