@@ -30,13 +30,12 @@ from typing import TypeVar
 
 import ibis
 import numpy as np
-from scipy.special import gammaln
 
 from toolkit import db
 from toolkit.bench import peak_rss_mib
 from toolkit.bench.scale import scaled_study
 from toolkit.outcomes import answer_profiles, majority_vote_accuracies_iid, model_truth
-from toolkit.outcomes.accuracy import in_blocks, vote_sum
+from toolkit.outcomes.accuracy import iid_series, in_blocks, vote_sum
 from toolkit.pipeline import RunResult, quiet, run_study, write_outcomes
 
 DEFAULT_SIZES = (100_000, 1_000_000)
@@ -48,16 +47,10 @@ def reference_iid(p_correct: np.ndarray, p_wrong: np.ndarray, b: int) -> np.ndar
     """P(a majority vote over b i.i.d. samples is correct), one b at a time: for each count x
     of the correct answer, the product of every answer's series to degree b - x
     (``accuracy.vote_sum``), on the same row blocks and threads (``accuracy.in_blocks``)."""
-    ys = np.arange(b + 1)
-    log_fact = gammaln(ys + 1.0)
 
     def block(correct: np.ndarray, wrong: np.ndarray) -> np.ndarray:
-        target = np.exp(ys[None, :] * np.log(np.maximum(correct[:, None], 1e-300)) - log_fact)
-        target[:, 0] = 1.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            other = np.exp(ys[None, None, :] * np.log(wrong[:, :, None]) - log_fact)
-        other[:, :, 0] = 1.0
-        return vote_sum(target, other, b) * math.factorial(b)
+        target = iid_series(np.maximum(correct, 1e-300), b)
+        return vote_sum(target, iid_series(wrong, b), b) * math.factorial(b)
 
     return in_blocks(block, p_correct, p_wrong)
 

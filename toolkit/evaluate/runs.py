@@ -21,7 +21,6 @@ from toolkit.run_data import (
     OutcomeMatrix,
     action_menus,
     read_outcomes_of,
-    run_actions,
     run_splits,
 )
 from toolkit.splits import Fold, folds_of
@@ -79,16 +78,19 @@ class PolicyRun:
         return weights, decisions
 
 
-def read_test_set(backend, study: Study, run_id: int, tables: dict[str, FeatureTable]) -> TestSet:
+def read_test_set(
+    backend, study: Study, run_id: int, tables: dict[str, FeatureTable], actions: pa.Table
+) -> TestSet:
     """The pooled test set (its outcomes only: no other instance's are read), with every
-    fold's planned costs; ``tables``: the features each menu's policies see."""
+    fold's planned costs; ``tables``: the features each menu's policies see; ``actions``:
+    ``run_actions``."""
     splits = backend.to_pyarrow(run_splits(backend, run_id))
     folds = folds_of(splits)
     if not folds or any(len(f.test) == 0 or len(f.train) == 0 for f in folds):
         raise StudyError(
             f"run {run_id} has no train or test split: evaluate needs the learn stage first"
         )
-    menus = action_menus(run_actions(backend, run_id))
+    menus = action_menus(actions)
     planners = read_planners(backend, run_id)
     pooled = np.sort(np.concatenate([f.test for f in folds]))
     test = read_outcomes_of(backend, run_id, pooled)

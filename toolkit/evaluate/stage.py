@@ -150,8 +150,8 @@ def _read(backend: ibis.BaseBackend, study: Study, run_id: int, resamples: int) 
     if probe:
         tables["probe"] = read_features(backend, run_id, study, probe=True)
     tables["adaptive"] = tables["static"]
-    test = read_test_set(backend, study, run_id, tables)
     actions = run_actions(backend, run_id)
+    test = read_test_set(backend, study, run_id, tables, actions)
     grid = run_budget_grid(backend, study, run_id, actions)
     models = tuple(actions.column("model").to_pylist())
     wanted = expand_policies(list(study.policies.compare), models, probe, rule_families(study))

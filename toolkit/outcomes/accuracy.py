@@ -213,20 +213,25 @@ def _wrong_product(
     return out
 
 
+def iid_series(p: np.ndarray, top: int) -> np.ndarray:
+    """The series coefficients p^y / y! for y = 0..``top`` of every probability in ``p``, on a
+    new last axis; 1 at y = 0 (a zero probability included)."""
+    ys = np.arange(top + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.exp(ys * np.log(p[..., None]) - gammaln(ys + 1.0))
+    out[..., 0] = 1.0
+    return out
+
+
 def _iid_block(p_correct: np.ndarray, p_wrong: np.ndarray, bs: list[int]) -> np.ndarray:
     """acc(b) = b! sum_x p^x / x! * int_0^1 [z^(b-x)] prod_j (sum_{y<x} (q_j z)^y / y! +
     u (q_j z)^x / x!) du for every b in ``bs`` (see ``majority_vote_accuracies_iid``): the
     integral by ``_wrong_product``, to the degree the largest b needs."""
     n = len(p_correct)
     top = max(bs)
-    ys = np.arange(top + 1)
-    log_fact = gammaln(ys + 1.0)
-    target = np.exp(ys[None, :] * np.log(np.maximum(p_correct[:, None], 1e-300)) - log_fact)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        other = np.exp(ys[None, None, :] * np.log(p_wrong[:, :, None]) - log_fact)
-        free = np.exp(ys[None, :] * np.log(p_wrong.sum(axis=1)[:, None]) - log_fact)
-    other[:, :, 0] = 1.0
-    free[:, 0] = 1.0
+    target = iid_series(np.maximum(p_correct, 1e-300), top)
+    other = iid_series(p_wrong, top)
+    free = iid_series(p_wrong.sum(axis=1), top)  # Q^m / m!, Q the wrong answers' total
     active = [int(j) for j in np.flatnonzero(p_wrong.any(axis=0))]
     out = np.zeros((n, len(bs)))
     for x in range(1, top + 1):
